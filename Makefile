@@ -1,0 +1,49 @@
+# Pricewire: every user-facing command. `make help` lists them.
+SHELL := /bin/bash
+PORT ?= 8000
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+PACKAGES := -p pricewire_contracts -p pricewire_common -p pricewire_edge -p pricewire_ingest \
+            -p pricewire_registry -p pricewire_stats -p pricewire_dev
+
+.PHONY: help install run demo test test-fast lint fmt bench schemas clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	@touch $@
+
+install: .venv/.synced ## install Python packages and nats-server into .venv
+
+run: install ## everything on http://localhost:$(PORT), polling the live providers
+	$(RUN) python -m pricewire_dev run --providers live --port $(PORT)
+
+demo: install ## everything on http://localhost:$(PORT), with simulated providers (offline)
+	$(RUN) python -m pricewire_dev run --providers simulated --port $(PORT)
+
+test: install ## the whole suite: unit, integration (real nats-server), end to end, browser
+	$(RUN) pytest
+
+test-fast: install ## unit and integration tests only (no slow or browser tests)
+	$(RUN) pytest -m "not slow and not browser"
+
+lint: install ## ruff and mypy (strict on source)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy $(PACKAGES)
+
+fmt: install ## format and fix what ruff can
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+schemas: install ## write the JSON Schemas of every contract to docs/schemas
+	$(RUN) python -m pricewire_contracts.schema docs/schemas
+
+clean: ## remove the venv, tool and run folders
+	rm -rf .venv .tools .run logs

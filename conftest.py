@@ -1,0 +1,1 @@
+pytest_plugins = ["pricewire_common.testing.pytest_plugin"]

@@ -1,0 +1,116 @@
+"""JetStream streams and KV buckets, declared in one place.
+
+Any service may call :func:`ensure_streams` at start-up: it creates what is missing and
+updates what differs, so the first service up (whichever it is) leaves NATS ready and a
+publisher never publishes into a subject no stream captures yet.
+
+=====================  ======================  =========================================
+stream                 subjects                why
+=====================  ======================  =========================================
+``<ROOT>_PRICES``      ``price.*``             ``seq``, resume, last price per symbol
+``<ROOT>_MARKET``      ``market``,             ``seq``, resume, last market snapshot
+                       ``provider.stats``
+``<ROOT>_NEWS``        ``news``                ``seq``, resume, latest items
+``<ROOT>_ALERTS``      ``alert.*``             ``seq``, resume, latest alerts
+``<ROOT>_SESSIONS``    ``session.*``           registry's durable consumer: no lost event
+=====================  ======================  =========================================
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from pricewire_contracts import Group, SubjectCatalog
+
+__all__ = ["StreamLimits", "ensure_kv", "ensure_streams", "stream_configs"]
+
+log = logging.getLogger("pricewire.streams")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamLimits:
+    """How much history the data streams keep (resume reaches back this far)."""
+
+    history_s: float = 900.0
+    max_bytes: int = 256 * 1024 * 1024
+    news_history_s: float = 86_400.0
+    replicas: int = 1
+    duplicate_window_s: float = 120.0
+
+
+def stream_configs(subjects: SubjectCatalog, limits: StreamLimits) -> list[StreamConfig]:
+    def data(group: Group, subs: list[str], *, max_age: float, per_subject: int) -> StreamConfig:
+        return StreamConfig(
+            name=subjects.stream(group),
+            subjects=subs,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=max_age,
+            max_bytes=limits.max_bytes,
+            max_msgs_per_subject=per_subject,
+            discard=DiscardPolicy.OLD,
+            num_replicas=limits.replicas,
+            duplicate_window=min(limits.duplicate_window_s, max_age),
+            allow_direct=True,
+        )
+
+    return [
+        data(Group.PRICES, [subjects.prices], max_age=limits.history_s, per_subject=-1),
+        data(
+            Group.MARKET,
+            [subjects.market, subjects.provider_stats],
+            max_age=limits.history_s,
+            per_subject=-1,
+        ),
+        data(Group.NEWS, [subjects.news], max_age=limits.news_history_s, per_subject=1000),
+        data(Group.ALERTS, [subjects.alerts], max_age=limits.news_history_s, per_subject=1000),
+        StreamConfig(
+            name=subjects.sessions_stream,
+            subjects=[subjects.sessions],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=86_400.0,
+            max_bytes=limits.max_bytes,
+            num_replicas=limits.replicas,
+            duplicate_window=limits.duplicate_window_s,
+        ),
+    ]
+
+
+async def ensure_streams(
+    js: JetStreamContext, subjects: SubjectCatalog, limits: StreamLimits | None = None
+) -> None:
+    for config in stream_configs(subjects, limits or StreamLimits()):
+        assert config.name is not None
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                log.info("stream created", extra={"stream": config.name})
+            except BadRequestError:  # created by another service in the meantime
+                await js.update_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+async def ensure_kv(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    history: int = 1,
+    ttl_s: float | None = None,
+    replicas: int = 1,
+) -> KeyValue:
+    try:
+        return await js.key_value(bucket)
+    except (NotFoundError, BadRequestError):
+        return await js.create_key_value(
+            KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
+        )

