@@ -78,10 +78,15 @@ class BroadcastMessage(Contract):
 
 
 class StatsRequest(Contract):
-    """Request on the ``stats.get`` subject; the reply is a ``stats`` message."""
+    """Request on the ``stats.get`` subject; the reply is a ``stats`` message.
+
+    An edge sends its current :class:`EdgeReport` along, so that the answer already counts a
+    client that connected a moment ago (the status bar is never one client behind).
+    """
 
     edge_id: str | None = None
     session_id: str | None = None
+    report: EdgeReport | None = None
 
 
 class ProviderHealth(Contract):
