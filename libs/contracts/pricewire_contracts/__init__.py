@@ -7,6 +7,7 @@ One module per family: :mod:`.common` (vocabulary), :mod:`.client` (client to ed
 
 from .client import *  # noqa: F403
 from .client import __all__ as _client_all
+from .close_codes import CloseCode
 from .common import *  # noqa: F403
 from .common import __all__ as _common_all
 from .events import *  # noqa: F403
@@ -23,5 +24,6 @@ __all__ = [  # noqa: PLE0604
     *_server_all,
     *_events_all,
     *_subjects_all,
+    "CloseCode",
     "json_schemas",
 ]
