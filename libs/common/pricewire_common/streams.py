@@ -8,12 +8,14 @@ publisher never publishes into a subject no stream captures yet.
 stream                 subjects                why
 =====================  ======================  =========================================
 ``<ROOT>_PRICES``      ``price.*``             ``seq``, resume, last price per symbol
-``<ROOT>_MARKET``      ``market``,             ``seq``, resume, last market snapshot
-                       ``provider.stats``
+``<ROOT>_MARKET``      ``market``              ``seq``, resume, last market snapshot
 ``<ROOT>_NEWS``        ``news``                ``seq``, resume, latest items
 ``<ROOT>_ALERTS``      ``alert.*``             ``seq``, resume, latest alerts
 ``<ROOT>_SESSIONS``    ``session.*``           registry's durable consumer: no lost event
 =====================  ======================  =========================================
+
+``provider.stats`` is not kept: it is a periodic summary, superseded by the next one, with no
+``seq`` (the edge keeps the latest in memory for the market snapshot).
 """
 
 from __future__ import annotations
@@ -62,12 +64,7 @@ def stream_configs(subjects: SubjectCatalog, limits: StreamLimits) -> list[Strea
 
     return [
         data(Group.PRICES, [subjects.prices], max_age=limits.history_s, per_subject=-1),
-        data(
-            Group.MARKET,
-            [subjects.market, subjects.provider_stats],
-            max_age=limits.history_s,
-            per_subject=-1,
-        ),
+        data(Group.MARKET, [subjects.market], max_age=limits.history_s, per_subject=-1),
         data(Group.NEWS, [subjects.news], max_age=limits.news_history_s, per_subject=1000),
         data(Group.ALERTS, [subjects.alerts], max_age=limits.news_history_s, per_subject=1000),
         StreamConfig(

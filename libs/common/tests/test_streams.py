@@ -15,7 +15,7 @@ async def test_streams_capture_each_groups_subjects_and_ensure_is_idempotent(
     await ensure_streams(js, subjects, StreamLimits(history_s=120))  # update in place
     ack = await js.publish(subjects.price("BTC"), b"{}")
     assert ack.stream == subjects.stream(Group.PRICES)
-    ack = await js.publish(subjects.provider_stats, b"{}")
+    ack = await js.publish(subjects.market, b"{}")
     assert ack.stream == subjects.stream(Group.MARKET)
     ack = await js.publish(subjects.session_opened, b"{}")
     assert ack.stream == subjects.sessions_stream
