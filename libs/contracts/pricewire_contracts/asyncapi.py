@@ -149,7 +149,6 @@ def _channels(s: SubjectCatalog) -> list[_Channel]:
             "Summary of every provider's status, every provider-stats interval (30 s).",
             "stats",
             (ProviderStatsMessage,),
-            stream=s.stream(Group.MARKET),
         ),
         _Channel(
             "statsUpdate",

@@ -89,3 +89,22 @@ def test_payload_schemas_keep_unknown_fields_for_forward_compatibility() -> None
 
 def test_rendered_yaml_parses_back_to_the_document() -> None:
     assert yaml.safe_load(render_yaml()) == asyncapi_document()
+
+
+def test_channels_name_the_stream_that_really_keeps_them() -> None:
+    # the stream table lives in pricewire_common (it needs nats-py); the document must agree
+    from pricewire_common.streams import StreamLimits, stream_configs
+
+    s = SubjectCatalog()
+    configs = stream_configs(s, StreamLimits())
+    for key, channel in asyncapi_document()["channels"].items():
+        if not channel["address"]:
+            continue
+        subject = re.sub(r"\{[A-Za-z]+\}", "X", channel["address"])
+        keeping = [
+            c.name
+            for c in configs
+            for filt in c.subjects or []
+            if re.fullmatch(re.escape(filt).replace(r"\*", "[^.]+"), subject)
+        ]
+        assert channel.get("x-jetstream-stream") == (keeping[0] if keeping else None), key
