@@ -6,7 +6,13 @@ Names follow the conventions: ``pricewire_`` prefix, ``_total`` for counters, ba
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -16,6 +22,9 @@ __all__ = [
     "NATS_RECONNECTS",
     "render_metrics",
 ]
+
+# ``*_created`` series double every counter's output for little use on a scrape-based setup
+disable_created_metrics()
 
 NATS_CONNECTED = Gauge("pricewire_nats_connected", "1 while the NATS connection is up")
 NATS_RECONNECTS = Counter("pricewire_nats_reconnects_total", "NATS reconnections")

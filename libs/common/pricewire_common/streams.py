@@ -47,10 +47,10 @@ class StreamLimits:
 
 
 def stream_configs(subjects: SubjectCatalog, limits: StreamLimits) -> list[StreamConfig]:
-    def data(group: Group, subs: list[str], *, max_age: float, per_subject: int) -> StreamConfig:
+    def data(group: Group, *, max_age: float, per_subject: int) -> StreamConfig:
         return StreamConfig(
             name=subjects.stream(group),
-            subjects=subs,
+            subjects=[subjects.stream_subject(group)],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=max_age,
@@ -63,10 +63,10 @@ def stream_configs(subjects: SubjectCatalog, limits: StreamLimits) -> list[Strea
         )
 
     return [
-        data(Group.PRICES, [subjects.prices], max_age=limits.history_s, per_subject=-1),
-        data(Group.MARKET, [subjects.market], max_age=limits.history_s, per_subject=-1),
-        data(Group.NEWS, [subjects.news], max_age=limits.news_history_s, per_subject=1000),
-        data(Group.ALERTS, [subjects.alerts], max_age=limits.news_history_s, per_subject=1000),
+        data(Group.PRICES, max_age=limits.history_s, per_subject=-1),
+        data(Group.MARKET, max_age=limits.history_s, per_subject=-1),
+        data(Group.NEWS, max_age=limits.news_history_s, per_subject=1000),
+        data(Group.ALERTS, max_age=limits.news_history_s, per_subject=1000),
         StreamConfig(
             name=subjects.sessions_stream,
             subjects=[subjects.sessions],

@@ -18,6 +18,7 @@ __all__ = [
     "AlertData",
     "AlertMessage",
     "AuthOk",
+    "Conflated",
     "ConnectionStats",
     "ErrorCode",
     "ErrorMessage",
@@ -243,6 +244,19 @@ class Resumed(Contract):
     session_id: str
     replayed: dict[Group, int] = Field(default_factory=dict)
     last_seq: dict[Group, int] = Field(default_factory=dict)
+    timestamp: str = Field(default_factory=utc_timestamp)
+
+
+class Conflated(Contract):
+    """Sent to a client that fell behind, before the latest values that replaced its backlog.
+
+    ``replaced``: updates superseded by a newer value of the same symbol (or snapshot) and not
+    sent; ``dropped``: news, alerts or broadcasts lost because even the bounded backlog was full.
+    """
+
+    type: Literal["conflated"] = "conflated"
+    replaced: int = Field(ge=0)
+    dropped: int = Field(default=0, ge=0)
     timestamp: str = Field(default_factory=utc_timestamp)
 
 

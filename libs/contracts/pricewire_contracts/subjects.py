@@ -174,6 +174,13 @@ class SubjectCatalog:
             raise SubjectError("'all' has no stream of its own")
         return f"{self._prefix}_{group.value.upper()}"
 
+    def stream_subject(self, group: Group) -> str:
+        """The subject filter a group's stream captures (market: not ``provider.stats``)."""
+        if group is Group.MARKET:
+            return self.market
+        (subject,) = self.group_subjects(group)
+        return subject
+
     @property
     def sessions_stream(self) -> str:
         return f"{self._prefix}_SESSIONS"

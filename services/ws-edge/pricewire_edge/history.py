@@ -1,0 +1,82 @@
+"""Recent messages of each data group, in memory, for snapshots and resume. Pure.
+
+The edge feeds every message it receives from a group's JetStream stream into that group's
+:class:`GroupHistory`: a bounded ring in ``seq`` order plus the latest frame per key (per symbol
+for prices, one for the market). A subscriber's snapshot comes from ``latest`` (prices, market)
+or the tail of the ring (news, alerts); a resume replays the ring after the client's ``seq``
+when the ring reaches back that far, and otherwise the edge reads JetStream itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pricewire_contracts import Group
+
+__all__ = ["GroupHistory", "Stored"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    seq: int
+    symbol: str | None
+    frame: bytes
+
+
+class GroupHistory:
+    def __init__(self, group: Group, *, maxlen: int, tail: int = 20) -> None:
+        self.group = group
+        self.ring: deque[Stored] = deque(maxlen=maxlen)
+        self.latest: dict[str | None, Stored] = {}
+        self.tail = tail
+
+    @property
+    def last_seq(self) -> int:
+        return self.ring[-1].seq if self.ring else 0
+
+    @property
+    def first_seq(self) -> int:
+        return self.ring[0].seq if self.ring else 0
+
+    def add(self, item: Stored) -> bool:
+        """Keep ``item``; False (and nothing kept) if its seq is not newer than the last one."""
+        if self.ring and item.seq <= self.ring[-1].seq:
+            return False
+        self.ring.append(item)
+        self.latest[item.symbol] = item
+        return True
+
+    def covers(self, after_seq: int) -> bool:
+        """True if every message with seq > ``after_seq`` that this edge saw is still here.
+
+        A ring that starts right after ``after_seq`` covers it too; an empty ring covers only
+        a client that is already up to date.
+        """
+        if not self.ring:
+            return False
+        return self.ring[0].seq <= after_seq + 1
+
+    def after(self, after_seq: int, symbols: frozenset[str] | None = None) -> list[Stored]:
+        """Messages with seq > ``after_seq`` in order, narrowed to ``symbols`` if given."""
+        out: list[Stored] = []
+        for item in reversed(self.ring):
+            if item.seq <= after_seq:
+                break
+            if _matches(item, symbols):
+                out.append(item)
+        out.reverse()
+        return out
+
+    def snapshot(self, symbols: frozenset[str] | None = None) -> list[Stored]:
+        """The current state of the group: latest per symbol (prices, market) or the tail."""
+        if self.group in (Group.NEWS, Group.ALERTS):
+            items: Iterable[Stored] = list(self.ring)[-self.tail :] if self.tail else []
+        else:
+            items = self.latest.values()
+        return sorted((i for i in items if _matches(i, symbols)), key=lambda i: i.seq)
+
+
+def _matches(item: Stored, symbols: frozenset[str] | None) -> bool:
+    return symbols is None or item.symbol is None or item.symbol in symbols

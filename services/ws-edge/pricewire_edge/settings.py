@@ -1,0 +1,55 @@
+"""ws-edge configuration: ``PRICEWIRE_*`` environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from pricewire_common.settings import ServiceSettings
+
+__all__ = ["EdgeSettings"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class EdgeSettings(ServiceSettings):
+    ws_path: str = Field(default="/ws", description="Path of the WebSocket endpoint")
+    static_dir: Path = Field(default=STATIC_DIR, description="Folder served at / and /static")
+    heartbeat_interval_s: float = Field(default=30.0, gt=0, description="heartbeat to every client")
+    report_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the edge publishes its EdgeReport"
+    )
+    stats_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long get_stats waits for the stats service"
+    )
+    max_outage_s: float = Field(
+        default=30.0, gt=0, description="/ready fails once NATS has been gone this long"
+    )
+    send_buffer_bytes: int = Field(
+        default=512 * 1024,
+        ge=16 * 1024,
+        description="Per-client outgoing buffer; past it the client is conflated (latest per symbol)",
+    )
+    slow_client_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A client stuck behind a full buffer this long is closed (4009)",
+    )
+    backlog_messages: int = Field(
+        default=256, ge=1, description="News/alerts/broadcasts held for a conflated client"
+    )
+    history_messages: int = Field(
+        default=20_000, ge=100, description="Per-group messages kept in memory for resume"
+    )
+    snapshot_news: int = Field(default=20, ge=0, description="News items in a subscribe snapshot")
+    snapshot_alerts: int = Field(default=20, ge=0, description="Alerts in a subscribe snapshot")
+    drain_window_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="On SIGTERM, client closes (1012) are spread over this window",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="Serve wss:// with this certificate"
+    )
+    tls_key_file: Path | None = Field(default=None, description="... and this private key")
