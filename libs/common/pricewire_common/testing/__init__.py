@@ -1,5 +1,6 @@
 """Test support shared by every service's tests: a real nats-server, free ports."""
 
 from .nats_server import NatsServer, find_nats_server, free_port
+from .services import ServiceProcess
 
-__all__ = ["NatsServer", "find_nats_server", "free_port"]
+__all__ = ["NatsServer", "ServiceProcess", "find_nats_server", "free_port"]
