@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # ``*_created`` series double every counter's output for little use on a scrape-based setup
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 NATS_CONNECTED = Gauge("pricewire_nats_connected", "1 while the NATS connection is up")
 NATS_RECONNECTS = Counter("pricewire_nats_reconnects_total", "NATS reconnections")
