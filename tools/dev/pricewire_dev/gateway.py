@@ -246,6 +246,10 @@ class Gateway:
                 pass
         except _STREAM_ERRORS as exc:
             log.debug("client connection ended", extra={"client": client_ip, "reason": repr(exc)})
+        except asyncio.CancelledError:
+            # close() cancels connections. Ending normally matters: on Python 3.11 the
+            # stream machinery logs a cancelled connection task as an error.
+            pass
         except Exception:  # a bug here must not take the gateway down with it
             log.exception("gateway connection failed", extra={"client": client_ip})
         finally:
