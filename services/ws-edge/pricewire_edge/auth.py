@@ -858,6 +858,7 @@ class JwksAuthenticator:
         self._clock = clock
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last attempt, successful or not
+        self._generation = 0  # completed fetch attempts; tells a waiting task one just ran
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -891,9 +892,9 @@ class JwksAuthenticator:
 
     async def _refresh(self, *, force: bool) -> bool:
         """Fetch the JWKS unless rate-limited; True if a fetch (this one or a concurrent one) ran."""
-        attempted = self._attempted_at
+        generation = self._generation
         async with self._lock:
-            if self._attempted_at != attempted:
+            if self._generation != generation:
                 return True  # another task fetched while this one waited: use its result
             now = self._clock()
             if (
@@ -904,7 +905,10 @@ class JwksAuthenticator:
                 return False
             self._attempted_at = now
             self.fetches += 1
-            keys = await self._fetch()
+            try:
+                keys = await self._fetch()
+            finally:
+                self._generation += 1
             if keys is None:
                 return False
             self.verifier.replace_keys(keys)
