@@ -524,12 +524,13 @@ def _translate(exc: Exception) -> AuthError:
 
 
 class TokenVerifier:
-    """Verifies a JWT against a fixed algorithm and key (or key set). Pure: no I/O, no clock.
+    """Verifies a JWT against a fixed algorithm and key (or key set).
 
-    >>> verifier = TokenVerifier(AuthSettings(mode="required", secret="s" * 32))
-    >>> principal = verifier.verify(token)      # raises an AuthError subclass if refused
-    >>> principal.grant(Group.ALL)
-    frozenset({...})
+    No network and, when given ``now``, no clock (a ``*_file`` key is read once, here)::
+
+        verifier = TokenVerifier(AuthSettings(mode="required", secret="s" * 32))
+        principal = verifier.verify(token)  # or an AuthError subclass
+        principal.grant(Group.ALL)          # the data groups "all" delivers to it
 
     With ``jwks_url`` the verifier starts with no keys; :class:`JwksAuthenticator` fills them
     in through :meth:`replace_keys`.
@@ -548,10 +549,6 @@ class TokenVerifier:
             "require": ["exp"] if settings.require_exp else [],
             "enforce_minimum_key_length": True,
         }
-
-    @property
-    def uses_jwks(self) -> bool:
-        return self._static_key is None
 
     @property
     def key_ids(self) -> frozenset[str | None]:
