@@ -190,5 +190,10 @@ class SubjectCatalog:
         return f"{self.root}_sessions"
 
     @property
+    def subscriptions_bucket(self) -> str:
+        """Each session's subscriptions, written by the edges, so any edge can resume it."""
+        return f"{self.root}_subscriptions"
+
+    @property
     def stats_bucket(self) -> str:
         return f"{self.root}_stats"

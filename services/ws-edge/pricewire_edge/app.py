@@ -25,12 +25,14 @@ import orjson
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 from websockets.http11 import Request
 
 from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
-from pricewire_common.streams import StreamLimits, ensure_streams
+from pricewire_common.streams import StreamLimits, ensure_kv, ensure_streams
 from pricewire_contracts import (
     DATA_GROUPS,
     AuthRequest,
@@ -43,6 +45,7 @@ from pricewire_contracts import (
     Heartbeat,
     PingRequest,
     PongMessage,
+    Resumed,
     ResumeFailed,
     ResumeRequest,
     SessionActivity,
@@ -100,6 +103,9 @@ class EdgeApp:
         self.report_sequence = 0
         self.active_since_report: set[Connection] = set()
         self.subscribed_nats = False
+        self.superseded: set[Connection] = set()
+        self.js: Any = None
+        self.subscriptions_kv: KeyValue | None = None
         self.draining = False
         self.flusher: Flusher
         self.server: asyncio.Server | None = None
@@ -175,13 +181,16 @@ class EdgeApp:
     # -- NATS ---------------------------------------------------------------------------
     async def _connect_nats(self) -> None:
         nc = await self.link.connect()
-        js = nc.jetstream()
-        await ensure_streams(
+        js = self.js = nc.jetstream()
+        limits = StreamLimits(
+            history_s=self.settings.nats_history_s, replicas=self.settings.nats_stream_replicas
+        )
+        await ensure_streams(js, self.subjects, limits)
+        self.subscriptions_kv = await ensure_kv(
             js,
-            self.subjects,
-            StreamLimits(
-                history_s=self.settings.nats_history_s, replicas=self.settings.nats_stream_replicas
-            ),
+            self.subjects.subscriptions_bucket,
+            ttl_s=2 * self.settings.nats_history_s,
+            replicas=self.settings.nats_stream_replicas,
         )
         for group in DATA_GROUPS:
             await self._consume(js, group)
@@ -196,19 +205,22 @@ class EdgeApp:
         """An ordered consumer per group: every message once, in stream order, with its seq.
 
         It starts with the group's current state (last value per subject, or the last few
-        news items and alerts) so that even a fresh edge has a snapshot to give.
+        news items and alerts) so that even a fresh edge has a snapshot to give; the history
+        is complete only after that point (``complete_after``).
         """
-        subject = self.subjects.stream_subject(group)
         stream = self.subjects.stream(group)
+        info = await js.stream_info(stream)
+        last, first = info.state.last_seq, info.state.first_seq
         config: ConsumerConfig | None = None
         policy = DeliverPolicy.LAST_PER_SUBJECT
+        self.history[group].complete_after = last
         tail = self._tail(group)
         if group in (Group.NEWS, Group.ALERTS):
-            info = await js.stream_info(stream)
-            last = info.state.last_seq
             if last and tail:
+                start = max(first, last - tail + 1)
                 policy = DeliverPolicy.BY_START_SEQUENCE
-                config = ConsumerConfig(opt_start_seq=max(info.state.first_seq, last - tail + 1))
+                config = ConsumerConfig(opt_start_seq=start)
+                self.history[group].complete_after = start - 1
             else:
                 policy = DeliverPolicy.NEW
 
@@ -216,7 +228,7 @@ class EdgeApp:
             self._on_data(group, msg.subject, msg.metadata.sequence.stream, msg.data)
 
         await js.subscribe(
-            subject,
+            self.subjects.stream_subject(group),
             stream=stream,
             ordered_consumer=True,
             deliver_policy=policy,
@@ -224,8 +236,8 @@ class EdgeApp:
             cb=on_msg,
         )
 
-    def _on_data(self, group: Group, subject: str, seq: int, data: bytes) -> None:
-        started = time.perf_counter()
+    def _decode(self, group: Group, subject: str, seq: int, data: bytes) -> Stored | None:
+        """A stream message as the frame every client gets: its JSON with ``seq`` added."""
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -233,12 +245,17 @@ class EdgeApp:
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             m.BAD_UPSTREAM.labels(group.value).inc()
             log.warning("dropped a malformed message", extra={"subject": subject, "seq": seq})
-            return
+            return None
         body["seq"] = seq
         symbol = subject.rsplit(".", 1)[1] if group is Group.PRICES else None
-        item = Stored(seq, symbol, text_frame(orjson.dumps(body)))
-        if not self.history[group].add(item):
-            return  # a replay of something already delivered (consumer recreated)
+        return Stored(seq, symbol, text_frame(orjson.dumps(body)))
+
+    def _on_data(self, group: Group, subject: str, seq: int, data: bytes) -> None:
+        started = time.perf_counter()
+        item = self._decode(group, subject, seq, data)
+        if item is None or not self.history[group].add(item):
+            return  # malformed, or a replay of something already delivered (consumer recreated)
+        symbol = item.symbol
         key = f"p:{symbol}" if symbol else ("market" if group is Group.MARKET else None)
         self._fanout(self.index.receivers(group, symbol), item.frame, key, seq)
         m.FANOUT_MESSAGES.labels(group.value).inc()
@@ -357,32 +374,47 @@ class EdgeApp:
         conn.client_type = client_type
         conn.connected_at = conn.last_activity = time.time()
         self.connections.add(conn)
-        self.total_sessions += 1
         self.client_types[client_type] += 1
-        m.SESSIONS.inc()
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
         m.CONNECTIONS_BY_TYPE.labels(client_type.value).inc()
         self._reply(conn, dumps(Welcome(session_id=conn.session_id)))
+        # The session is announced at the first message or after a moment, whichever comes
+        # first, so that a reconnecting client whose first message is ``resume`` keeps its old
+        # session instead of being counted as a new one.
+        asyncio.get_running_loop().call_later(
+            self.settings.session_commit_s, self._commit_session, conn
+        )
+        self._spawn(self._initial_stats(conn))
+
+    def _commit_session(self, conn: Connection, *, resumed: bool = False) -> None:
+        if conn.committed or conn not in self.connections:
+            return
+        conn.committed = True
+        if not resumed:
+            self.total_sessions += 1
+            m.SESSIONS.inc()
         opened = SessionOpened(
             session_id=conn.session_id,
             edge_id=self.edge_id,
-            client_type=client_type,
+            client_type=conn.client_type,
             connected_at=utc_timestamp(_wall(conn.connected_at)),
+            resumed=resumed,
+            user=conn.user,
         )
         self._publish(self.subjects.session_opened, dumps(opened))
         log.info(
-            "WebSocket connected",
+            "WebSocket session resumed" if resumed else "WebSocket connected",
             extra={
                 "session_id": conn.session_id,
-                "client_type": client_type.value,
+                "client_type": conn.client_type.value,
                 "ip": conn.client_ip,
             },
         )
-        self._spawn(self._initial_stats(conn))
 
     def on_close(self, conn: Connection) -> None:
         if conn not in self.connections:
             return
+        self._commit_session(conn)  # a client gone within the commit delay still was a session
         self.connections.discard(conn)
         self.slow.discard(conn)
         self.active_since_report.discard(conn)
@@ -391,6 +423,9 @@ class EdgeApp:
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
         m.CONNECTIONS_BY_TYPE.labels(conn.client_type.value).dec()
         code = conn.ws.close_rcvd.code if conn.ws.close_rcvd else None
+        if conn in self.superseded:
+            self.superseded.discard(conn)  # its session lives on in a newer connection
+            return
         closed = SessionClosed(
             session_id=conn.session_id,
             edge_id=self.edge_id,
@@ -420,6 +455,8 @@ class EdgeApp:
         conn.last_activity = time.time()
         self.active_since_report.add(conn)
         request = parse_client_message(data)
+        if not conn.committed and not isinstance(request, ResumeRequest):
+            self._commit_session(conn)
         if isinstance(request, ProtocolError):
             self._error(conn, request)
         else:
@@ -430,6 +467,8 @@ class EdgeApp:
             self._subscribe(conn, request)
         elif isinstance(request, UnsubscribeRequest):
             self.index.unsubscribe(conn, request.group)
+            self._apply_throttle(conn)
+            self._save_subscriptions(conn)
             self._reply(conn, dumps(Unsubscribed(group=request.group)))
         elif isinstance(request, PingRequest):
             self._reply(conn, dumps(PongMessage()))
@@ -443,18 +482,165 @@ class EdgeApp:
                 ),
             )
         elif isinstance(request, ResumeRequest):
-            self._reply(
-                conn,
-                dumps(
-                    ResumeFailed(reason="resume is not available", session_id=request.session_id)
-                ),
-            )
+            self._spawn(self._resume(conn, request))
 
     def _subscribe(self, conn: Connection, request: SubscribeRequest) -> None:
         symbols = frozenset(request.symbols) if request.symbols else None
         self.index.subscribe(conn, Subscription(request.group, symbols, request.max_rate_hz))
+        self._apply_throttle(conn)
+        self._save_subscriptions(conn)
         self._reply(conn, dumps(Subscribed(group=request.group, symbols=request.symbols)))
         self._send_snapshot(conn, request.group, symbols)
+
+    def _apply_throttle(self, conn: Connection) -> None:
+        """Turn the subscriptions' ``max_rate_hz`` into the connection's per-key intervals."""
+        conn.throttle.clear()
+        for sub in self.index.subscriptions(conn).values():
+            if sub.max_rate_hz:
+                kinds = ("p", "m") if sub.group is Group.ALL else _KEY_KIND.get(sub.group, ())
+                for kind in kinds:
+                    conn.throttle[kind] = max(conn.throttle.get(kind, 0.0), 1.0 / sub.max_rate_hz)
+
+    def _save_subscriptions(self, conn: Connection) -> None:
+        """Keep the session's subscriptions in KV so that any edge can restore them on resume."""
+        if self.subscriptions_kv is None or not self.link.is_connected:
+            return
+        record = {
+            "user": conn.user,
+            "subscriptions": [
+                {
+                    "group": sub.group.value,
+                    "symbols": sorted(sub.symbols) if sub.symbols is not None else None,
+                    "max_rate_hz": sub.max_rate_hz,
+                }
+                for sub in self.index.subscriptions(conn).values()
+            ],
+        }
+        self._spawn(self.subscriptions_kv.put(conn.session_id, orjson.dumps(record)))
+
+    async def _load_subscriptions(self, session_id: str) -> dict[str, Any] | None:
+        if self.subscriptions_kv is None:
+            return None
+        try:
+            entry = await self.subscriptions_kv.get(session_id)
+        except KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        record: dict[str, Any] = orjson.loads(entry.value)
+        return record
+
+    # -- resume ---------------------------------------------------------------------------
+    async def _resume(self, conn: Connection, request: ResumeRequest) -> None:
+        """Replay every message after the client's ``last_seq``, once and in order, then go live.
+
+        The part still in memory is replayed and the client goes live in one event-loop turn,
+        so no live message can fall between them; an older part, if any, comes from JetStream
+        first. If a group's history no longer reaches back (or the session is unknown), the
+        client gets ``resume_failed`` and fresh snapshots of its groups instead.
+        """
+        record = None
+        if self.link.is_connected:
+            try:
+                record = await self._load_subscriptions(request.session_id)
+            except Exception:  # a KV hiccup only fails the resume
+                log.warning("subscription lookup failed", exc_info=True)
+        reason = None
+        if record is None:
+            reason = "unknown or expired session"
+        elif record.get("user") != conn.user:
+            reason = "session belongs to another user"
+            record = None
+        subs = _subscriptions_from(record, request)
+        if not conn.is_open:
+            return
+        if reason is None:
+            self._adopt(conn, request.session_id)
+        else:
+            self._commit_session(conn)
+        replayed: dict[Group, int] = {}
+        cursors: dict[Group, int] = {}
+        for sub in subs if reason is None else ():
+            for group in _groups_of(sub.group):
+                after = request.last_seq.get(group, request.last_seq.get(Group.ALL))
+                if after is None or group in cursors:
+                    continue
+                symbols = sub.symbols if group is Group.PRICES else None
+                fetched = await self._replay_from_stream(conn, group, after, symbols)
+                if fetched is None:
+                    reason = f"history of {group.value} no longer reaches seq {after}"
+                    break
+                cursors[group], replayed[group] = fetched
+        if not conn.is_open:
+            return
+        # No await from here on: the memory part of the replay and going live are one step.
+        for sub in subs:
+            self.index.subscribe(conn, sub)
+            for group in _groups_of(sub.group) if reason is None else ():
+                if group not in cursors:
+                    continue
+                symbols = sub.symbols if group is Group.PRICES else None
+                for item in self.history[group].after(cursors[group], symbols):
+                    conn.send(item.frame, None, item.seq)
+                    replayed[group] += 1
+                cursors[group] = max(cursors[group], self.history[group].last_seq)
+        self._apply_throttle(conn)
+        self._save_subscriptions(conn)
+        total = sum(replayed.values())
+        self.messages_sent += total
+        m.MESSAGES_SENT.inc(total)
+        if reason is None:
+            done = Resumed(session_id=conn.session_id, replayed=replayed, last_seq=cursors)
+            self._reply(conn, dumps(done))
+            return
+        self._reply(conn, dumps(ResumeFailed(reason=reason, session_id=request.session_id)))
+        for sub in subs:
+            self._send_snapshot(conn, sub.group, sub.symbols)
+
+    def _adopt(self, conn: Connection, session_id: str) -> None:
+        """The new connection takes over the old session; the old connection, if here, goes."""
+        for other in list(self.connections):
+            if other is not conn and other.session_id == session_id:
+                self.superseded.add(other)
+                other.close(1000, "session resumed on a new connection")
+        conn.session_id = session_id
+        self._commit_session(conn, resumed=True)
+
+    async def _replay_from_stream(
+        self, conn: Connection, group: Group, after: int, symbols: frozenset[str] | None
+    ) -> tuple[int, int] | None:
+        """Send what memory no longer holds, from JetStream: (cursor, count), or None if gone."""
+        history = self.history[group]
+        cursor, sent = after, 0
+        stream = self.subjects.stream(group)
+        while not history.covers(cursor):
+            state = (await self.js.stream_info(stream)).state
+            if state.last_seq <= cursor:
+                break
+            if state.first_seq > cursor + 1:
+                return None
+            psub = await self.js.pull_subscribe(
+                self.subjects.stream_subject(group),
+                stream=stream,
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=cursor + 1,
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=30.0,
+                ),
+            )
+            try:
+                while cursor < state.last_seq and not history.covers(cursor):
+                    for msg in await psub.fetch(batch=256, timeout=5):
+                        seq = msg.metadata.sequence.stream
+                        cursor = max(cursor, seq)
+                        item = self._decode(group, msg.subject, seq, msg.data)
+                        if item is not None and (symbols is None or item.symbol in symbols):
+                            conn.send(item.frame, None, seq)
+                            sent += 1
+            finally:
+                await psub.unsubscribe()
+        return cursor, sent
 
     def _send_snapshot(
         self, conn: Connection, group: Group, symbols: frozenset[str] | None
@@ -518,3 +704,26 @@ def _wall(ts: float) -> Any:
 def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception())
+
+
+_KEY_KIND: dict[Group, tuple[str, ...]] = {Group.PRICES: ("p",), Group.MARKET: ("m",)}
+
+
+def _groups_of(group: Group) -> tuple[Group, ...]:
+    return DATA_GROUPS if group is Group.ALL else (group,)
+
+
+def _subscriptions_from(
+    record: dict[str, Any] | None, request: ResumeRequest
+) -> list[Subscription]:
+    """The subscriptions to restore: the stored ones, else the groups named in ``last_seq``."""
+    if record is None:
+        return [Subscription(group) for group in request.last_seq]
+    return [
+        Subscription(
+            Group(item["group"]),
+            frozenset(item["symbols"]) if item.get("symbols") is not None else None,
+            item.get("max_rate_hz"),
+        )
+        for item in record.get("subscriptions", [])
+    ]

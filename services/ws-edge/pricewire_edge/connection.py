@@ -76,10 +76,13 @@ class Connection(asyncio.Protocol):
         "backlog",
         "client_ip",
         "client_type",
+        "committed",
         "connected_at",
         "dropped",
         "fragments",
+        "held",
         "last_activity",
+        "last_sent",
         "latest",
         "marked",
         "paused",
@@ -87,6 +90,7 @@ class Connection(asyncio.Protocol):
         "pending",
         "replaced",
         "session_id",
+        "throttle",
         "transport",
         "user",
         "ws",
@@ -111,6 +115,11 @@ class Connection(asyncio.Protocol):
         self.connected_at = 0.0
         self.last_activity = 0.0
         self.user: str | None = None
+        self.committed = False  # session counted and announced (see EdgeApp._commit_session)
+        # client-chosen max_rate_hz: key kind ("p" prices, "m" market) -> min seconds apart
+        self.throttle: dict[str, float] = {}
+        self.last_sent: dict[str, float] = {}
+        self.held: dict[str, tuple[int, bytes]] = {}
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -185,6 +194,8 @@ class Connection(asyncio.Protocol):
         if self.paused:
             self._conflate(frame, key, seq)
             return
+        if key is not None and self.throttle and self._throttled(frame, key, seq):
+            return
         self.pending.append(frame)
         if not self.marked:
             self.marked = True
@@ -205,6 +216,28 @@ class Connection(asyncio.Protocol):
         else:
             transport.writelines(self.pending)
         self.pending.clear()
+
+    def _throttled(self, frame: bytes, key: str, seq: int) -> bool:
+        """Hold ``frame`` if this key was sent less than 1/max_rate_hz ago (newest one wins)."""
+        interval = self.throttle.get(key[0])
+        if interval is None:
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = self.last_sent.get(key, 0.0) + interval
+        if now >= due and key not in self.held:
+            self.last_sent[key] = now
+            return False
+        if key not in self.held:
+            loop.call_at(due, self._release, key)
+        self.held[key] = (seq, frame)
+        return True
+
+    def _release(self, key: str) -> None:
+        held = self.held.pop(key, None)
+        if held is not None and self.transport is not None:
+            self.last_sent[key] = asyncio.get_running_loop().time()
+            self.send(held[1], None, held[0])
 
     def _conflate(self, frame: bytes, key: str | None, seq: int) -> None:
         if key is None:

@@ -31,6 +31,9 @@ class GroupHistory:
         self.ring: deque[Stored] = deque(maxlen=maxlen)
         self.latest: dict[str | None, Stored] = {}
         self.tail = tail
+        #: Every message after this seq was seen. The first messages an edge loads are only the
+        #: last value per subject (a snapshot, with gaps); the ring is complete from here on.
+        self.complete_after = 0
 
     @property
     def last_seq(self) -> int:
@@ -49,14 +52,10 @@ class GroupHistory:
         return True
 
     def covers(self, after_seq: int) -> bool:
-        """True if every message with seq > ``after_seq`` that this edge saw is still here.
-
-        A ring that starts right after ``after_seq`` covers it too; an empty ring covers only
-        a client that is already up to date.
-        """
-        if not self.ring:
+        """True if every message with seq > ``after_seq`` is here (so replay needs no JetStream)."""
+        if after_seq < self.complete_after:
             return False
-        return self.ring[0].seq <= after_seq + 1
+        return not self.ring or self.ring[0].seq <= after_seq + 1
 
     def after(self, after_seq: int, symbols: frozenset[str] | None = None) -> list[Stored]:
         """Messages with seq > ``after_seq`` in order, narrowed to ``symbols`` if given."""

@@ -44,6 +44,11 @@ class EdgeSettings(ServiceSettings):
     )
     snapshot_news: int = Field(default=20, ge=0, description="News items in a subscribe snapshot")
     snapshot_alerts: int = Field(default=20, ge=0, description="Alerts in a subscribe snapshot")
+    session_commit_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="A session is announced at its first message or after this long (resume window)",
+    )
     drain_window_s: float = Field(
         default=5.0,
         ge=0,

@@ -37,7 +37,18 @@ def test_covers_only_while_the_ring_reaches_back() -> None:
     assert h.covers(3)
     assert h.covers(7)
     assert not h.covers(2)
-    assert not GroupHistory(Group.PRICES, maxlen=5).covers(0)
+
+
+def test_the_snapshot_loaded_at_start_is_not_complete_history() -> None:
+    h = GroupHistory(Group.PRICES, maxlen=100)
+    h.complete_after = 10  # loaded last-per-subject up to seq 10: older gaps unknown
+    h.add(Stored(7, "BTC", b""))
+    h.add(Stored(10, "ETH", b""))
+    assert not h.covers(5)
+    assert h.covers(10)
+    h.add(Stored(11, "BTC", b""))
+    assert [i.seq for i in h.after(10)] == [11]
+    assert GroupHistory(Group.NEWS, maxlen=5).covers(0)  # nothing ever published
 
 
 def test_news_snapshot_is_the_tail() -> None:
