@@ -9,8 +9,9 @@ const CLIENT_PATH = path.join(
 );
 
 class FakeWebSocket {
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols === undefined ? null : protocols;
     this.readyState = 0;
     this.sent = [];
     this.closedWith = null;

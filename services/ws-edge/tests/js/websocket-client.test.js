@@ -317,21 +317,97 @@ test('resume: the reconnecting and resumed events come in order', () => {
   assert.deepEqual(events, ['up', 'down', 'reconnecting:1001', 'up', 'resumed']);
 });
 
-test('auth: the token goes first on every connection, before resume', () => {
+test('auth: a token rides the handshake as a subprotocol, so resume stays first', () => {
   const { client, clock, current } = makeClient({ clientOptions: { token: 'T1' } });
   client.subscribe('alerts');
+  assert.deepEqual(current().protocols, ['pricewire.v1', 'bearer.T1']);
   current().accept('old');
-  assert.deepEqual(current().sent, [
-    { type: 'auth', token: 'T1' },
-    { type: 'subscribe', group: 'alerts' },
-  ]);
+  assert.deepEqual(current().sent, [{ type: 'subscribe', group: 'alerts' }]);
+
   client.auth('T2');
   assert.deepEqual(current().sent.at(-1), { type: 'auth', token: 'T2' });
+  current().serverSend({ type: 'auth_ok', subject: 'u1' });
   current().serverClose(1006);
   clock.advance(60000);
+  assert.deepEqual(current().protocols, ['pricewire.v1', 'bearer.T2'], 'the accepted token');
   current().serverOpen();
-  assert.deepEqual(current().sentTypes(), ['auth', 'resume']);
-  assert.equal(current().sent[0].token, 'T2');
+  assert.deepEqual(current().sentTypes(), ['resume']);
+});
+
+test('auth: a refused auth message does not replace the token of the next handshake', () => {
+  const { client, clock, current } = makeClient();
+  current().accept('s');
+  client.auth('BAD');
+  current().serverSend({ type: 'error', code: 'unauthorized', message: 'no', request_type: 'auth' });
+  current().serverClose(1006);
+  clock.advance(60000);
+  assert.equal(current().protocols, null, 'no token offered');
+});
+
+test('auth: auth() while disconnected is used by the next handshake', () => {
+  const { client, clock, current } = makeClient();
+  current().accept('s');
+  current().serverClose(1006);
+  assert.equal(client.auth('T3'), false);
+  clock.advance(60000);
+  assert.deepEqual(current().protocols, ['pricewire.v1', 'bearer.T3']);
+});
+
+test('auth: with tokenTransport "message" nothing else is sent until auth is answered', () => {
+  const { client, clock, current } = makeClient({
+    clientOptions: { token: 'T1', tokenTransport: 'message' },
+  });
+  client.subscribe('market');
+  assert.equal(current().protocols, null);
+  current().serverOpen();
+  client.send({ type: 'ping' });
+  client.subscribe('news');
+  assert.deepEqual(current().sent, [{ type: 'auth', token: 'T1' }]);
+  current().serverSend({ type: 'welcome', session_id: 'old' });
+  current().serverSend({ type: 'auth_ok' });
+  assert.deepEqual(current().sent.slice(1), [
+    { type: 'subscribe', group: 'market' },
+    { type: 'subscribe', group: 'news' },
+    { type: 'ping' },
+  ]);
+
+  current().serverClose(1006);
+  clock.advance(60000);
+  const ws = current();
+  ws.serverOpen();
+  assert.deepEqual(ws.sentTypes(), ['auth']);
+  ws.serverSend({ type: 'welcome', session_id: 'new' });
+  ws.serverSend({ type: 'auth_ok' });
+  assert.deepEqual(ws.sentTypes(), ['auth', 'resume']);
+  assert.equal(ws.sent[1].session_id, 'old', 'the resume names the old session');
+  ws.serverSend({ type: 'resume_failed', reason: 'expired' });
+  assert.equal(client.sessionId, 'new');
+});
+
+test('auth: with tokenTransport "message" a refused token is reported and the session goes on', () => {
+  const { client, current } = makeClient({
+    clientOptions: { token: 'BAD', tokenTransport: 'message' },
+  });
+  const errors = [];
+  client.on('auth_error', (e) => errors.push(e.kind));
+  client.subscribe('market');
+  current().serverOpen();
+  current().serverSend({ type: 'error', code: 'unauthorized', message: 'no', request_type: 'auth' });
+  assert.deepEqual(errors, ['unauthorized']);
+  assert.equal(client.token, null);
+  assert.deepEqual(current().sent.slice(1), [{ type: 'subscribe', group: 'market' }]);
+});
+
+test('auth: with tokenTransport "message" an unanswered auth times out into the session', () => {
+  const { client, clock, current } = makeClient({
+    clientOptions: { token: 'T', tokenTransport: 'message', authTimeoutMs: 3000 },
+  });
+  client.subscribe('market');
+  current().serverOpen();
+  clock.advance(2999);
+  assert.deepEqual(current().sentTypes(), ['auth']);
+  clock.advance(1);
+  assert.deepEqual(current().sentTypes(), ['auth', 'subscribe']);
 });
 
 test('close codes: 1012 comes back within the restart spread, whatever the attempt count', () => {

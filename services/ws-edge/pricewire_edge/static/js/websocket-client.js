@@ -73,6 +73,11 @@
     resume: true,
     maxQueue: 200,
     token: null,
+    // 'subprotocol': the token rides the handshake (Sec-WebSocket-Protocol: pricewire.v1,
+    // bearer.<JWT>), so resume can still be the first message. 'message': an auth message
+    // first, and nothing else until the server has answered it.
+    tokenTransport: 'subprotocol',
+    authTimeoutMs: 10000,
     statusBar: true,
     WebSocket: null,
     random: null,
@@ -99,7 +104,8 @@
    *
    * options (all optional): url, autoConnect (true), backoffBaseMs (1000), backoffCapMs (30000),
    * restartSpreadMs (3000), idleTimeoutMs (90000, 0 disables), resumeTimeoutMs (10000),
-   * resume (true), maxQueue (200), token, statusBar (true), and for tests WebSocket, random,
+   * resume (true), maxQueue (200), token, tokenTransport ('subprotocol' or 'message'),
+ * authTimeoutMs (10000), statusBar (true), and for tests WebSocket, random,
    * setTimeout, clearTimeout, document, logger.
    */
   function CryptoWebSocketClient(options) {
@@ -131,6 +137,9 @@
     this.isConnected = false;
     this.sessionId = null;
     this.token = opts.token || null;
+    this._pendingToken = null;
+    this._awaitingAuth = false;
+    this._authTimer = null;
     this.lastSeq = {};
     this.subscriptions = new Map();
     this.onlineUsers = null;
@@ -141,6 +150,8 @@
     this._connectionHandlers = [];
     this._queue = [];
     this._everConnected = false;
+    this._isReconnect = false;
+    this._welcomeSessionId = null;
     this._stopped = true;
     this._reconnectTimer = null;
     this._idleTimer = null;
@@ -261,6 +272,8 @@
     this._cancelReconnect();
     this._clearIdle();
     this._clearResume();
+    this._clearAuthTimer();
+    this._awaitingAuth = false;
     var ws = this.ws;
     this.ws = null;
     if (ws) {
@@ -284,8 +297,14 @@
     }
     var ws;
     this._setState('connecting');
+    this._awaitingAuth = false;
     try {
-      ws = new this._WebSocket(this.url);
+      if (this.token && this.options.tokenTransport === 'subprotocol') {
+        // The edge echoes pricewire.v1 only, never the bearer entry.
+        ws = new this._WebSocket(this.url, ['pricewire.v1', 'bearer.' + this.token]);
+      } else {
+        ws = new this._WebSocket(this.url);
+      }
     } catch (err) {
       this._log('warn', 'could not open ' + this.url, err);
       this._scheduleReconnect({ code: 1006, reason: 'constructor failed' });
@@ -315,22 +334,51 @@
 
   proto._handleOpen = function () {
     this._touchIdle();
-    // The server processes a connection's messages in order, so pipelining is safe: the token
-    // first (a resumed subscription may need it), then resume or the subscriptions, then
-    // whatever the page sent while the connection was down.
-    if (this.token) {
+    // Decided now: the welcome may arrive before the auth answer and set _everConnected.
+    this._isReconnect = this._everConnected;
+    if (this.token && this.options.tokenTransport === 'message') {
+      // Verification may take the server a while (a JWKS fetch); a resume or subscribe sent
+      // meanwhile could be refused as unauthenticated, so wait for the answer.
+      this._awaitingAuth = true;
       this._sendNow({ type: 'auth', token: this.token });
+      var self = this;
+      var ws = this.ws;
+      this._clearAuthTimer();
+      this._authTimer = this._setTimeout(function () {
+        self._authTimer = null;
+        if (self.ws === ws && self._awaitingAuth) {
+          self._awaitingAuth = false;
+          self._startSession();
+        }
+      }, this.options.authTimeoutMs);
+      return;
     }
+    this._startSession();
+  };
+
+  proto._clearAuthTimer = function () {
+    if (this._authTimer !== null) {
+      this._clearTimeout(this._authTimer);
+      this._authTimer = null;
+    }
+  };
+
+  /** After the handshake (and the auth answer): resume or subscribe, then the queue. */
+  proto._startSession = function () {
     var resumed = false;
     // Resumed even without subscriptions: the session then keeps its id and is not counted
     // as a new one.
-    if (this._everConnected && this.options.resume && this.sessionId) {
+    if (this._isReconnect && this.options.resume && this.sessionId) {
       resumed = this._sendResume();
     }
     if (!resumed) {
+      if (this._welcomeSessionId) {
+        this.sessionId = this._welcomeSessionId;
+      }
       this._changedOffline = new Set();
       this._sendAllSubscriptions();
     }
+    this._welcomeSessionId = null;
     var queued = this._queue;
     this._queue = [];
     for (var i = 0; i < queued.length; i++) {
@@ -349,7 +397,7 @@
     this._resumePending = {
       sessionId: this.sessionId,
       lastSeq: lastSeq,
-      newSessionId: null,
+      newSessionId: this._welcomeSessionId || null,
       changed: this._changedOffline
     };
     this._changedOffline = new Set();
@@ -396,6 +444,8 @@
     this.ws = null;
     this._clearIdle();
     this._clearResume();
+    this._clearAuthTimer();
+    this._awaitingAuth = false;
     if (this._resumePending) {
       // Resume did not finish on this connection; the next one starts from the same seqs
       // and still owes the server the changes made offline.
@@ -551,6 +601,9 @@
       case 'welcome':
         if (this._resumePending) {
           this._resumePending.newSessionId = msg.session_id || null;
+        } else if (this._awaitingAuth && this._isReconnect) {
+          // The resume is still to be sent and must name the old session.
+          this._welcomeSessionId = msg.session_id || null;
         } else {
           this.sessionId = msg.session_id || null;
         }
@@ -581,11 +634,33 @@
         if (this._resumePending && (msg.request_type === 'resume' || msg.code === 'resume_failed')) {
           this._failResume({ type: 'resume_failed', reason: msg.code || 'error' }, false);
         }
+        if (msg.request_type === 'auth') {
+          // A refused token is not kept for the next connection's handshake.
+          this._pendingToken = null;
+          if (this._awaitingAuth) {
+            this.token = null;
+            this._emit('auth_error', { code: null, reason: msg.message || '', kind: msg.code || 'unauthorized' });
+          }
+          this._authAnswered();
+        }
         break;
       case 'auth_ok':
+        if (this._pendingToken) {
+          this.token = this._pendingToken;
+          this._pendingToken = null;
+        }
+        this._authAnswered();
         break;
       default:
         break;
+    }
+  };
+
+  proto._authAnswered = function () {
+    if (this._awaitingAuth) {
+      this._awaitingAuth = false;
+      this._clearAuthTimer();
+      this._startSession();
     }
   };
 
@@ -652,11 +727,16 @@
       return this.unsubscribe(obj.group);
     }
     if (obj.type === 'auth' && typeof obj.token === 'string') {
-      this.token = obj.token;
-      // Sent first on every (re)connection; while disconnected there is nothing to queue.
-      return this._isOpen() ? this._sendNow(obj) : false;
+      if (!this._isOpen()) {
+        // Nothing to queue: the next handshake carries it.
+        this.token = obj.token;
+        return false;
+      }
+      // Kept for the next handshakes once the server has accepted it.
+      this._pendingToken = obj.token;
+      return this._sendNow(obj);
     }
-    if (this._isOpen()) {
+    if (this._ready()) {
       return this._sendNow(obj);
     }
     if (this._queue.length >= this.options.maxQueue) {
@@ -679,10 +759,11 @@
       sub.max_rate_hz = opts.max_rate_hz;
     }
     this.subscriptions.set(group, sub);
-    if (!this._isOpen()) {
+    if (!this._ready()) {
       this._changedOffline.add(group);
+      return false;
     }
-    return this._isOpen() ? this._sendNow(this._subscribeMessage(sub)) : false;
+    return this._sendNow(this._subscribeMessage(sub));
   };
 
   /** unsubscribe(group): forgotten, including its last seq. */
@@ -697,10 +778,11 @@
         delete this.lastSeq[groups[i]];
       }
     }
-    if (!this._isOpen()) {
+    if (!this._ready()) {
       this._changedOffline.add(group);
+      return false;
     }
-    return this._isOpen() ? this._sendNow({ type: 'unsubscribe', group: group }) : false;
+    return this._sendNow({ type: 'unsubscribe', group: group });
   };
 
   proto._coveredBySubscription = function (group) {
@@ -724,6 +806,11 @@
     var ws = this.ws;
     // 1 is OPEN on every WebSocket implementation; fakes may not define the constant.
     return !!ws && ws.readyState === 1;
+  };
+
+  /** Open and past the auth exchange: the page's messages go out now. */
+  proto._ready = function () {
+    return this._isOpen() && !this._awaitingAuth;
   };
 
   proto._sendNow = function (obj) {
