@@ -810,19 +810,17 @@ def simulator(nats_server: Any, tmp_path: Path) -> Iterator[Any]:
         proc.stop()
 
 
-def _wait_http_ok(url: str, timeout_s: float = 60.0) -> None:
+def _wait_http_ok(proc: Any, path: str, timeout_s: float = 60.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+        if proc.proc is not None and proc.proc.poll() is not None:
+            raise RuntimeError(f"{proc.module} exited with {proc.proc.returncode}")
+        if proc.status(path) == 200:
+            return
         time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s")
+    raise TimeoutError(f"{proc.module} {path} did not answer 200 within {timeout_s}s")
 
 
 @pytest.mark.slow
@@ -837,7 +835,7 @@ def test_live_metrics_of_every_service_pass_promtool(
     if service == "market-ingest":
         # never the real provider APIs in a test: the simulator answers in their shapes
         sim = request.getfixturevalue("simulator")
-        _wait_http_ok(sim.url("/health"))
+        _wait_http_ok(sim, "/health")
         env |= {
             "PRICEWIRE_PROVIDER_BASE_URL_OVERRIDE": sim.url(),
             "PRICEWIRE_SHARD_INDEX": "0",
