@@ -84,7 +84,9 @@ class ScriptedUpstream:
         self.subjects = SubjectCatalog(root)
         self.rng = random.Random(seed)
         self.prices = dict(START_PRICES)
-        self.open_prices = {s: p / (1 + self.rng.uniform(-0.05, 0.05)) for s, p in START_PRICES.items()}
+        self.open_prices = {
+            s: p / (1 + self.rng.uniform(-0.05, 0.05)) for s, p in START_PRICES.items()
+        }
         self.tick = 0
         self.nc: Any = None
 
@@ -154,7 +156,9 @@ class ScriptedUpstream:
                 name=name,
                 category=category,
                 status=status,
-                success_rate=100.0 if status == "online" else (55.0 if status != "offline" else 0.0),
+                success_rate=100.0
+                if status == "online"
+                else (55.0 if status != "offline" else 0.0),
                 latency_ms=round(self.rng.uniform(40, 600)) if status == "online" else None,
                 breaker="open" if status == "offline" else "closed",
                 last_checked=utc_timestamp(),

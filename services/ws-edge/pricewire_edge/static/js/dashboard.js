@@ -125,6 +125,11 @@
     var d = msg.data || {};
     if (typeof d.symbol !== 'string') return;
     var c = coin(d.symbol.toUpperCase());
+    // A snapshot after a failed resume may repeat what the page already drew.
+    if (typeof msg.seq === 'number') {
+      if (c.seq !== undefined && msg.seq <= c.seq) return;
+      c.seq = msg.seq;
+    }
     c.fromPrices = true;
     pushPrice(c, d.price);
     if (typeof d.change_24h === 'number') c.change = d.change_24h;
@@ -137,6 +142,10 @@
 
   function onMarketUpdate(msg) {
     var data = msg.data || {};
+    if (typeof msg.seq === 'number') {
+      if (state.marketSeq !== undefined && msg.seq <= state.marketSeq) return;
+      state.marketSeq = msg.seq;
+    }
     Object.keys(data).forEach(function (key) {
       var m = data[key] || {};
       var c = coin(key.toUpperCase());

@@ -50,7 +50,8 @@
     var batch = pending.length > MAX_LOG_ENTRIES ? pending.slice(-MAX_LOG_ENTRIES) : pending;
     pending = [];
     var fragment = document.createDocumentFragment();
-    for (var i = 0; i < batch.length; i++) {
+    // Newest first, within the batch as across batches.
+    for (var i = batch.length - 1; i >= 0; i--) {
       var e = batch[i];
       var li = document.createElement('li');
       li.className = 'log-entry log-' + e.dir;
@@ -76,7 +77,6 @@
       li.appendChild(body);
       fragment.appendChild(li);
     }
-    // Newest first: the panel reads top-down like a feed.
     logEl.insertBefore(fragment, logEl.firstChild);
     while (logEl.childElementCount > MAX_LOG_ENTRIES) {
       logEl.removeChild(logEl.lastElementChild);
