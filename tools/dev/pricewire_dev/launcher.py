@@ -6,10 +6,10 @@ every service whose package can run (``python -m <module>`` finds a ``__main__``
 its own process. Their output is relayed line by line under a coloured name; the launcher
 waits until each answers ``GET /ready`` with 200, then prints the URLs.
 
-On SIGINT, SIGTERM or SIGHUP it stops ws-edge first (so clients get the edge's goodbye while
-NATS is still up), then the other services, each with SIGTERM and a grace period before
-SIGKILL, then nats-server, and exits 0. A second signal skips the grace. If a child dies on
-its own the launcher says so, stops everything and exits 1.
+On SIGINT, SIGTERM or SIGHUP it sends SIGTERM to ws-edge first (its clients get the edge's
+goodbye while NATS is still up), then to the other services, waits up to ``--stop-timeout``
+(15 s) and SIGKILLs what is left, then stops nats-server, and exits 0. A second signal skips
+the grace. If a child dies on its own the launcher says so, stops everything and exits 1.
 
 Each service runs in its own process group, so the terminal's Ctrl-C reaches only the
 launcher, which then stops the children in order; on Linux the children also get SIGTERM if
@@ -520,16 +520,19 @@ class Launcher:
         self.run_dir.release()
 
     async def _stop_children(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.stop_timeout_s
-        edge = [c for c in self.children if c.name == EDGE]
-        others = [c for c in reversed(self.children) if c.name != EDGE]
-        for group in (edge, others):
-            running = [c for c in group if c.running]
-            for child in running:
-                log.info("stopping", extra={"service": child.name, "pid": child.proc.pid})
-                _signal_group(child.proc.pid, signal.SIGTERM)
-            await self._wait_exit(running, deadline)
+        """SIGTERM to ws-edge first, then the rest; one grace period for all, then SIGKILL.
+
+        One shared grace rather than one per service keeps Ctrl-C under ~15 s. ws-edge
+        drains while NATS is still up (nats-server stops after every service), and whatever
+        it publishes while others stop waits in JetStream for their next start.
+        """
+        deadline = asyncio.get_running_loop().time() + self.settings.stop_timeout_s
+        order = sorted(self.children, key=lambda c: c.name != EDGE)
+        running = [c for c in order if c.running]
+        for child in running:
+            log.info("stopping", extra={"service": child.name, "pid": child.proc.pid})
+            _signal_group(child.proc.pid, signal.SIGTERM)
+        await self._wait_exit(running, deadline)
         leftovers = [c for c in self.children if c.running]
         for child in leftovers:
             log.warning(
