@@ -857,3 +857,58 @@ def test_live_metrics_of_every_service_pass_promtool(
     problems = promtool_check_metrics(text)
     assert not problems, f"{service} /metrics:\n" + "\n".join(problems)
     assert code == 0, f"{service} exited with {code} after SIGTERM"
+
+
+# -- the documented example for other teams ---------------------------------------------------
+
+
+async def test_the_documented_nats_py_example_prints_the_last_prices_then_updates(
+    nats_server: Any, nats_client: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from pricewire_common.streams import ensure_streams
+    from pricewire_contracts import PriceData, PriceUpdate, SubjectCatalog
+
+    doc = (REPO / "docs" / "operations.md").read_text()
+    section = doc[doc.index("## For other teams") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match, "no python example in the section for other teams"
+    script = tmp_path / "example.py"
+    script.write_text(match.group(1))
+
+    subjects = SubjectCatalog()
+    js = nats_client.jetstream()
+    await ensure_streams(js, subjects)
+
+    async def publish(symbol: str, price: float) -> None:
+        update = PriceUpdate(data=PriceData(symbol=symbol, price=price))
+        await js.publish(subjects.price(symbol), update.model_dump_json(exclude_none=True).encode())
+
+    await publish("BTC", 43000.0)
+    await publish("BTC", 43250.5)  # only this one is the last BTC price
+    await publish("ETH", 2300.0)
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "NATS_URL": nats_server.url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None and stderr is not None
+    try:
+
+        async def line() -> list[str]:
+            raw = await asyncio.wait_for(stdout.readline(), timeout=30)
+            assert raw, (await stderr.read()).decode()
+            return raw.decode().split()
+
+        snapshot = [await line(), await line()]
+        assert sorted((s[0], s[1]) for s in snapshot) == [("BTC", "43250.5"), ("ETH", "2300.0")]
+        await publish("BTC", 44000.0)
+        assert (await line())[:2] == ["BTC", "44000.0"]
+    finally:
+        proc.kill()
+        await proc.wait()
