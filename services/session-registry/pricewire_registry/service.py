@@ -81,7 +81,7 @@ class RegistryService:
         kv = await ensure_kv(
             js, self.subjects.sessions_bucket, replicas=self.settings.nats_stream_replicas
         )
-        self.store = SessionStore(kv)
+        self.store = SessionStore(kv, instance_id=self.settings.instance_id)
         await self.store.start()
         await self.store.loaded.wait()
         now = time.monotonic()
@@ -114,7 +114,13 @@ class RegistryService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
+        # a pull subscription left open makes the drain wait its full timeout (nats-py)
+        for sub in (self._pull, self._report_sub):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
         if self.store is not None:
+            await self.store.flush_total()
             await self.store.stop()
         await self.link.close()
         log.info("session-registry stopped")
@@ -134,7 +140,7 @@ class RegistryService:
         while not self._stopping.is_set():
             try:
                 msgs = await self._pull.fetch(batch=_FETCH_BATCH, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing new (nats raises asyncio's TimeoutError here)
                 continue
             except Exception:
                 if self._stopping.is_set():
@@ -297,6 +303,7 @@ class RegistryService:
                 )
             self.liveness.forget(edge_id)
         LIVE_SESSIONS.set(self.store.live_count())
+        await self.store.flush_total()
         if now - self._last_gc >= _GC_EVERY_S:
             self._last_gc = now
             cutoff = utc_now() - timedelta(seconds=self.settings.tombstone_ttl_s)

@@ -23,11 +23,11 @@ from pricewire_common.encoding import dumps
 from .errors import StoreConflict
 from .table import SESSION_KEY_PREFIX, Change, SessionRecord, session_key
 
-__all__ = ["TOTAL_KEY", "SessionStore"]
+__all__ = ["TOTAL_PREFIX", "SessionStore"]
 
 log = logging.getLogger("pricewire.registry.store")
 
-TOTAL_KEY = "meta.total_sessions"
+TOTAL_PREFIX = "meta.total_sessions."
 _KV_DELETE_OPS = ("DEL", "PURGE")
 _MAX_ATTEMPTS = 10
 # JetStream's "wrong last sequence" API error codes (a compare-and-set lost the race)
@@ -38,10 +38,13 @@ Decide = Callable[[SessionRecord | None], Change | None]
 
 
 class SessionStore:
-    def __init__(self, kv: Any) -> None:
+    def __init__(self, kv: Any, *, instance_id: str) -> None:
         self._kv = kv
         self._records: dict[str, tuple[SessionRecord, int]] = {}
-        self._total = (0, 0)  # (value, revision)
+        self._totals: dict[str, tuple[int, int]] = {}  # key -> (value, revision)
+        self._total_key = TOTAL_PREFIX + instance_id
+        self._total_lock = asyncio.Lock()
+        self._unsaved = 0
         self.loaded = asyncio.Event()
         self._watcher: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -69,10 +72,10 @@ class SessionStore:
 
     def _absorb(self, key: str, value: bytes | None, revision: int, operation: str | None) -> None:
         deleted = operation in _KV_DELETE_OPS
-        if key == TOTAL_KEY:
-            if not deleted and revision > self._total[1]:
+        if key.startswith(TOTAL_PREFIX):
+            if not deleted and revision > self._totals.get(key, (0, 0))[1]:
                 with contextlib.suppress(ValueError, TypeError):
-                    self._total = (int(value or b"0"), revision)
+                    self._totals[key] = (int(value or b"0"), revision)
             return
         if not key.startswith(SESSION_KEY_PREFIX):
             return
@@ -93,7 +96,7 @@ class SessionStore:
     # -- reads ----------------------------------------------------------------------------
     @property
     def total_sessions(self) -> int:
-        return self._total[0]
+        return sum(value for value, _ in self._totals.values()) + self._unsaved
 
     def get(self, session_id: str) -> SessionRecord | None:
         known = self._records.get(session_id)
@@ -138,7 +141,7 @@ class SessionStore:
                 continue
             self._records[session_id] = (change.record, written)
             if change.new_session:
-                await self._add_total(1)
+                await self.count_new_session()
             return change
         raise StoreConflict(f"session {session_id} kept changing")
 
@@ -150,24 +153,42 @@ class SessionStore:
             return None, (exc.entry.revision if exc.entry is not None else 0)
         return SessionRecord.model_validate_json(entry.value), entry.revision
 
-    async def _add_total(self, amount: int) -> None:
-        value, revision = self._total
-        for _ in range(_MAX_ATTEMPTS):
-            try:
-                written = await self._kv.update(
-                    TOTAL_KEY, str(value + amount).encode(), last=revision
-                )
-            except KeyWrongLastSequenceError:
+    async def count_new_session(self) -> None:
+        """Add one to this replica's share of ``total_sessions``; never raises.
+
+        Each replica counts in its own key (``meta.total_sessions.<instance>``) and readers sum
+        them, so replicas never contend for one counter. A write that fails (NATS away) stays
+        pending here and :meth:`flush_total` retries it.
+        """
+        self._unsaved += 1
+        await self.flush_total()
+
+    async def flush_total(self) -> None:
+        async with self._total_lock:
+            for _ in range(_MAX_ATTEMPTS):
+                if self._unsaved == 0:
+                    return
+                value, revision = self._totals.get(self._total_key, (0, 0))
+                amount = self._unsaved
                 try:
-                    entry = await self._kv.get(TOTAL_KEY)
-                    value, revision = int(entry.value or b"0"), entry.revision
-                except KeyNotFoundError as exc:
-                    value, revision = 0, (exc.entry.revision if exc.entry is not None else 0)
-                continue
-            if written > self._total[1]:
-                self._total = (value + amount, written)
-            return
-        raise StoreConflict("total_sessions kept changing")
+                    written = await self._kv.update(
+                        self._total_key, str(value + amount).encode(), last=revision
+                    )
+                except KeyWrongLastSequenceError:
+                    await self._refresh_own_total()
+                    continue
+                except Exception:
+                    log.warning("saving total_sessions failed; will retry", exc_info=True)
+                    return
+                self._unsaved -= amount
+                self._totals[self._total_key] = (value + amount, written)
+
+    async def _refresh_own_total(self) -> None:
+        try:
+            entry = await self._kv.get(self._total_key)
+            self._totals[self._total_key] = (int(entry.value or b"0"), entry.revision)
+        except KeyNotFoundError as exc:
+            self._totals[self._total_key] = (0, exc.entry.revision if exc.entry else 0)
 
     async def forget_closed(self, older_than: datetime) -> int:
         """Delete the records of sessions closed before ``older_than`` (naive UTC)."""
