@@ -535,10 +535,13 @@ class Launcher:
         await self._wait_exit(running, deadline)
         leftovers = [c for c in self.children if c.running]
         for child in leftovers:
-            log.warning(
-                "did not stop in time, killing",
-                extra={"service": child.name, "grace_s": self.settings.stop_timeout_s},
-            )
+            if self._hurry.is_set():
+                log.warning("killing on the second signal", extra={"service": child.name})
+            else:
+                log.warning(
+                    "did not stop in time, killing",
+                    extra={"service": child.name, "grace_s": self.settings.stop_timeout_s},
+                )
             _signal_group(child.proc.pid, signal.SIGKILL)
         if leftovers:
             await asyncio.wait([c.exited for c in leftovers])
