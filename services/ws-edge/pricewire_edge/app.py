@@ -35,9 +35,11 @@ from pricewire_common.natsconn import NatsLink
 from pricewire_common.streams import StreamLimits, ensure_kv, ensure_streams
 from pricewire_contracts import (
     DATA_GROUPS,
+    AuthOk,
     AuthRequest,
     ClientMessage,
     ClientType,
+    CloseCode,
     EdgeReport,
     ErrorMessage,
     GetStatsRequest,
@@ -61,9 +63,18 @@ from pricewire_contracts import (
 )
 
 from . import metrics as m
+from .auth import (
+    AuthError,
+    AuthSession,
+    Principal,
+    create_authenticator,
+    handshake_token,
+    offered_subprotocols,
+)
 from .connection import Connection, Flusher
 from .history import GroupHistory, Stored
 from .http_routes import StaticFiles, http_response
+from .limits import RateDecision, subscription_weight
 from .protocol import ProtocolError, classify_client, parse_client_message, text_frame
 from .settings import EdgeSettings
 from .subscriptions import Subscription, SubscriptionIndex
@@ -72,6 +83,8 @@ __all__ = ["EdgeApp"]
 
 log = logging.getLogger("pricewire.edge")
 
+#: An unmasked WebSocket ping with no payload; the same bytes for every client.
+_PING_FRAME = b"\x89\x00"
 _STATS_KEY = "stats"
 _PROVIDER_STATS_KEY = "provider_stats"
 _HEARTBEAT_KEY = "heartbeat"
@@ -86,7 +99,9 @@ class EdgeApp:
         self.link = NatsLink(settings, name="ws-edge")
         self.edge_id = settings.instance_id
         self.boot_id = uuid.uuid4().hex
-        self.max_message_bytes = 64 * 1024
+        self.max_message_bytes = settings.limits.max_message_bytes
+        self.authn = create_authenticator(settings.auth)
+        self.conn_limiter = settings.limits.connection_limiter()
         self.static = StaticFiles(settings.static_dir)
         self.index: SubscriptionIndex[Connection] = SubscriptionIndex()
         self.connections: set[Connection] = set()
@@ -132,7 +147,15 @@ class EdgeApp:
             "WebSocket edge listening",
             extra={"url": f"{scheme}://{self.settings.host}:{self.port}{self.settings.ws_path}"},
         )
-        for coro in (self._connect_nats(), self._heartbeats(), self._reports(), self._sweep()):
+        await self.authn.start()
+        background = (
+            self._connect_nats(),
+            self._heartbeats(),
+            self._reports(),
+            self._sweep(),
+            self._pings(),
+        )
+        for coro in background:
             task = asyncio.create_task(coro)
             task.add_done_callback(_log_failure)
             self._tasks.append(task)
@@ -169,6 +192,7 @@ class EdgeApp:
         if self.link.is_connected:
             self._publish_report()
         await self.link.close()
+        await self.authn.aclose()
         log.info("WebSocket edge stopped", extra={"sessions": self.total_sessions})
 
     def ready(self) -> bool:
@@ -338,16 +362,49 @@ class EdgeApp:
             self._publish(self.subjects.session_activity, dumps(activity))
 
     async def _sweep(self) -> None:
-        """Close clients stuck behind a full buffer for too long (4009)."""
+        """Once a second: slow clients (4009), auth deadlines (4001/4010), dead links (1011/4011)."""
+        limits = self.settings.limits
         while True:
             await asyncio.sleep(1.0)
-            limit = time.monotonic() - self.settings.slow_client_timeout_s
-            for conn in [c for c in self.slow if c.paused_at < limit]:
+            now = time.monotonic()
+            for conn in [
+                c for c in self.slow if c.paused_at < now - self.settings.slow_client_timeout_s
+            ]:
                 self.slow.discard(conn)
                 m.SLOW_CLIENT_DROPS.inc()
                 log.warning("WebSocket slow client closed", extra={"session_id": conn.session_id})
-                conn.close(4009, "slow consumer")
+                conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")
                 conn.abort()
+            wall = time.time()
+            for conn in list(self.connections):
+                silent = now - conn.last_seen
+                if conn.auth is not None and (code := conn.auth.due(wall)) is not None:
+                    reason = (
+                        "token expired"
+                        if code is CloseCode.TOKEN_EXPIRED
+                        else "authentication timeout"
+                    )
+                    self._close(conn, code, reason)
+                elif silent > limits.idle_timeout_s:
+                    self._close(conn, CloseCode.IDLE_TIMEOUT, "idle timeout")
+                elif silent > limits.ping_interval_s + limits.ping_timeout_s:
+                    self._close(conn, CloseCode.INTERNAL_ERROR, "ping timeout")
+                    conn.abort()  # half-open: nobody would read a close frame
+
+    def _close(self, conn: Connection, code: int, reason: str) -> None:
+        m.CLOSES.labels(str(code)).inc()
+        log.info(
+            "WebSocket closed by the edge",
+            extra={"session_id": conn.session_id, "code": code, "reason": reason},
+        )
+        conn.close(code, reason)
+
+    async def _pings(self) -> None:
+        """WebSocket pings: browsers and libraries answer by themselves; silence means half-open."""
+        while True:
+            await asyncio.sleep(self.settings.limits.ping_interval_s)
+            for conn in self.connections:
+                conn.send(_PING_FRAME, "ping")
 
     # -- connections --------------------------------------------------------------------
     def on_request(self, conn: Connection, request: Request) -> None:
@@ -355,24 +412,57 @@ class EdgeApp:
         if path != self.settings.ws_path:
             conn.ws.send_response(http_response(path, self.static, self.ready))
             return
-        if self.draining:
-            conn.ws.send_response(conn.ws.reject(503, "edge is draining, reconnect elsewhere\n"))
-            m.HANDSHAKES_REFUSED.labels("draining").inc()
+        refused = self._refuse_handshake(request)
+        if refused is not None:
+            status, reason, text = refused
+            conn.ws.send_response(conn.ws.reject(status, text + "\n"))
+            m.HANDSHAKES_REFUSED.labels(reason).inc()
             return
         response = conn.ws.accept(request)
         conn.ws.send_response(response)
         conn.write_protocol_output()  # the 101 goes out before the welcome
-        if response.status_code == 101:
-            params = parse_qs(query)
-            override = params.get("client_type", [None])[0]
-            self._open(conn, classify_client(request.headers.get("User-Agent"), override))
-        else:
+        if response.status_code != 101:
             m.HANDSHAKES_REFUSED.labels("bad_handshake").inc()
+            return
+        ip = self.settings.limits.client_ip(conn.client_ip, request.headers)
+        refusal = self.conn_limiter.acquire(ip)
+        if refusal is not None:
+            m.HANDSHAKES_REFUSED.labels(refusal.reason).inc()
+            conn.close(refusal.close_code, refusal.message)
+            return
+        conn.ip_key = ip
+        params = parse_qs(query)
+        override = params.get("client_type", [None])[0]
+        self._open(conn, classify_client(request.headers.get("User-Agent"), override))
+        try:
+            token = handshake_token(
+                query=query,
+                subprotocols=offered_subprotocols(
+                    request.headers.get_all("Sec-WebSocket-Protocol")
+                ),
+                allow_query=self.settings.auth.query_token,
+            )
+        except AuthError as err:
+            self._auth_failed(conn, err, close=True)
+            return
+        if token is not None and self.settings.auth.mode != "off":
+            conn.inbox = []  # hold the client's first messages until the token is checked
+            self._spawn(self._handshake_auth(conn, token))
+
+    def _refuse_handshake(self, request: Request) -> tuple[int, str, str] | None:
+        if self.draining:
+            return 503, "draining", "the edge is draining; reconnect to another one"
+        headers = request.headers
+        if not self.settings.limits.origin_allowed(headers.get("Origin"), headers.get("Host")):
+            return 403, "origin", "origin not allowed"
+        return None
 
     def _open(self, conn: Connection, client_type: ClientType) -> None:
         conn.session_id = str(uuid.uuid4())
         conn.client_type = client_type
         conn.connected_at = conn.last_activity = time.time()
+        conn.auth = AuthSession(self.settings.auth, connected_at=conn.connected_at)
+        conn.rate = self.settings.limits.rate_limiter(now=time.monotonic())
         self.connections.add(conn)
         self.client_types[client_type] += 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
@@ -415,6 +505,8 @@ class EdgeApp:
         if conn not in self.connections:
             return
         self._commit_session(conn)  # a client gone within the commit delay still was a session
+        if conn.ip_key is not None:
+            self.conn_limiter.release(conn.ip_key)
         self.connections.discard(conn)
         self.slow.discard(conn)
         self.active_since_report.discard(conn)
@@ -450,10 +542,22 @@ class EdgeApp:
     def on_message(self, conn: Connection, data: bytes) -> None:
         if conn not in self.connections:
             return
+        if conn.inbox is not None:  # the handshake token is being checked
+            if len(conn.inbox) < self.settings.limits.message_burst:
+                conn.inbox.append(data)
+            return
         self.messages_received += 1
         m.MESSAGES_RECEIVED.inc()
         conn.last_activity = time.time()
         self.active_since_report.add(conn)
+        if conn.rate is not None:
+            decision = conn.rate.check(time.monotonic())
+            if decision is RateDecision.CLOSE:
+                self._close(conn, CloseCode.RATE_LIMITED, "message rate limit exceeded")
+                return
+            if decision is RateDecision.WARN:
+                self._error(conn, ProtocolError("rate_limited", "too many messages; slow down"))
+                return
         request = parse_client_message(data)
         if not conn.committed and not isinstance(request, ResumeRequest):
             self._commit_session(conn)
@@ -475,22 +579,98 @@ class EdgeApp:
         elif isinstance(request, GetStatsRequest):
             self._spawn(self._get_stats(conn))
         elif isinstance(request, AuthRequest):
-            self._error(
-                conn,
-                ProtocolError(
-                    "unauthorized", "authentication is not configured on this edge", "auth"
-                ),
-            )
+            self._spawn(self._auth_message(conn, request.token))
         elif isinstance(request, ResumeRequest):
             self._spawn(self._resume(conn, request))
 
+    # -- authentication ---------------------------------------------------------------------
+    async def _verify(self, conn: Connection, token: str) -> Principal:
+        """Verify ``token`` and adopt it; drop groups the new token no longer allows."""
+        assert conn.auth is not None
+        principal = await self.authn.verify(token)
+        revoked = conn.auth.authenticate(principal, now=time.time())
+        conn.user = principal.subject
+        for group in revoked:
+            self.index.unsubscribe(conn, group)
+        if revoked or Group.ALL in self.index.subscriptions(conn):
+            self._regrant(conn)
+        return principal
+
+    def _regrant(self, conn: Connection) -> None:
+        """Re-apply every subscription under the connection's current permissions."""
+        for sub in self.index.subscriptions(conn).values():
+            self.index.subscribe(conn, self._granted(conn, sub))
+
+    def _granted(self, conn: Connection, sub: Subscription) -> Subscription:
+        if sub.group is not Group.ALL or conn.auth is None:
+            return sub
+        allowed = conn.auth.grant(Group.ALL)
+        only = None if allowed >= set(DATA_GROUPS) else allowed
+        return Subscription(sub.group, sub.symbols, sub.max_rate_hz, only)
+
+    async def _auth_message(self, conn: Connection, token: str) -> None:
+        try:
+            principal = await self._verify(conn, token)
+        except AuthError as err:
+            self._auth_failed(conn, err, close=False)
+            return
+        m.AUTH_RESULTS.labels("ok").inc()
+        expires = utc_timestamp(principal.expires_at) if principal.expires_at else None
+        groups = sorted(principal.groups, key=list(Group).index)
+        self._reply(
+            conn, dumps(AuthOk(subject=principal.subject, groups=groups, expires_at=expires))
+        )
+
+    async def _handshake_auth(self, conn: Connection, token: str) -> None:
+        try:
+            await self._verify(conn, token)
+        except AuthError as err:
+            self._auth_failed(conn, err, close=True)
+            return
+        m.AUTH_RESULTS.labels("ok").inc()
+        held, conn.inbox = conn.inbox or [], None
+        for data in held:
+            self.on_message(conn, data)
+
+    def _auth_failed(self, conn: Connection, err: AuthError, *, close: bool) -> None:
+        m.AUTH_RESULTS.labels(err.reason).inc()
+        self._error(conn, ProtocolError(err.code, str(err), "auth"))
+        if close:
+            conn.inbox = None
+            self._close(conn, CloseCode.AUTH_FAILED, "authentication failed")
+
     def _subscribe(self, conn: Connection, request: SubscribeRequest) -> None:
+        refused = conn.auth.check_subscribe(request.group) if conn.auth else None
+        if refused is not None:
+            text = {
+                "auth_required": 'authenticate first: send {"type": "auth", "token": ...}',
+                "forbidden": f"your token does not allow the group '{request.group.value}'",
+            }.get(refused, "refused")
+            self._error(conn, ProtocolError(refused, text, "subscribe"))
+            return
         symbols = frozenset(request.symbols) if request.symbols else None
-        self.index.subscribe(conn, Subscription(request.group, symbols, request.max_rate_hz))
+        sub = self._granted(conn, Subscription(request.group, symbols, request.max_rate_hz))
+        current = self.index.subscriptions(conn)
+        current[request.group] = sub
+        if (
+            sum(subscription_weight(s.symbols) for s in current.values())
+            > self.settings.limits.max_subscriptions
+        ):
+            limit = self.settings.limits.max_subscriptions
+            self._error(
+                conn,
+                ProtocolError(
+                    "too_many_subscriptions",
+                    f"at most {limit} subscriptions (a symbol counts one)",
+                    "subscribe",
+                ),
+            )
+            return
+        self.index.subscribe(conn, sub)
         self._apply_throttle(conn)
         self._save_subscriptions(conn)
         self._reply(conn, dumps(Subscribed(group=request.group, symbols=request.symbols)))
-        self._send_snapshot(conn, request.group, symbols)
+        self._send_snapshot(conn, sub)
 
     def _apply_throttle(self, conn: Connection) -> None:
         """Turn the subscriptions' ``max_rate_hz`` into the connection's per-key intervals."""
@@ -551,7 +731,11 @@ class EdgeApp:
         elif record.get("user") != conn.user:
             reason = "session belongs to another user"
             record = None
-        subs = _subscriptions_from(record, request)
+        subs = [
+            self._granted(conn, sub)
+            for sub in _subscriptions_from(record, request)
+            if conn.auth is None or conn.auth.check_subscribe(sub.group) is None
+        ]
         if not conn.is_open:
             return
         if reason is None:
@@ -562,6 +746,8 @@ class EdgeApp:
         cursors: dict[Group, int] = {}
         for sub in subs if reason is None else ():
             for group in _groups_of(sub.group):
+                if sub.only is not None and group not in sub.only:
+                    continue
                 after = request.last_seq.get(group, request.last_seq.get(Group.ALL))
                 if after is None or group in cursors:
                     continue
@@ -577,7 +763,7 @@ class EdgeApp:
         for sub in subs:
             self.index.subscribe(conn, sub)
             for group in _groups_of(sub.group) if reason is None else ():
-                if group not in cursors:
+                if group not in cursors or (sub.only is not None and group not in sub.only):
                     continue
                 symbols = sub.symbols if group is Group.PRICES else None
                 for item in self.history[group].after(cursors[group], symbols):
@@ -595,7 +781,7 @@ class EdgeApp:
             return
         self._reply(conn, dumps(ResumeFailed(reason=reason, session_id=request.session_id)))
         for sub in subs:
-            self._send_snapshot(conn, sub.group, sub.symbols)
+            self._send_snapshot(conn, sub)
 
     def _adopt(self, conn: Connection, session_id: str) -> None:
         """The new connection takes over the old session; the old connection, if here, goes."""
@@ -642,10 +828,9 @@ class EdgeApp:
                 await psub.unsubscribe()
         return cursor, sent
 
-    def _send_snapshot(
-        self, conn: Connection, group: Group, symbols: frozenset[str] | None
-    ) -> None:
-        groups = DATA_GROUPS if group is Group.ALL else (group,)
+    def _send_snapshot(self, conn: Connection, sub: Subscription) -> None:
+        symbols = sub.symbols
+        groups = [g for g in _groups_of(sub.group) if sub.only is None or g in sub.only]
         n = 0
         for g in groups:
             for item in self.history[g].snapshot(symbols if g is Group.PRICES else None):

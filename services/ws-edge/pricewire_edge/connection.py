@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from websockets.exceptions import InvalidState
@@ -28,10 +29,13 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from pricewire_common.encoding import dumps
 from pricewire_contracts import ClientType, Conflated
 
+from .auth import AuthSession, select_subprotocol
+from .limits import MessageRateLimiter
 from .metrics import CONFLATED_MESSAGES, SLOW_CLIENT_CONFLATIONS
 from .protocol import text_frame
 
@@ -73,6 +77,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "app",
+        "auth",
         "backlog",
         "client_ip",
         "client_type",
@@ -81,13 +86,17 @@ class Connection(asyncio.Protocol):
         "dropped",
         "fragments",
         "held",
+        "inbox",
+        "ip_key",
         "last_activity",
+        "last_seen",
         "last_sent",
         "latest",
         "marked",
         "paused",
         "paused_at",
         "pending",
+        "rate",
         "replaced",
         "session_id",
         "throttle",
@@ -98,7 +107,11 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, app: EdgeApp) -> None:
         self.app = app
-        self.ws = ServerProtocol(max_size=app.max_message_bytes, logger=_protocol_log)
+        self.ws = ServerProtocol(
+            max_size=app.max_message_bytes,
+            select_subprotocol=_select_subprotocol,
+            logger=_protocol_log,
+        )
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.marked = False
@@ -116,6 +129,11 @@ class Connection(asyncio.Protocol):
         self.last_activity = 0.0
         self.user: str | None = None
         self.committed = False  # session counted and announced (see EdgeApp._commit_session)
+        self.auth: AuthSession | None = None
+        self.rate: MessageRateLimiter | None = None
+        self.ip_key: str | None = None  # counted by the connection limiter under this address
+        self.last_seen = time.monotonic()  # any frame from the client, pongs included
+        self.inbox: list[bytes] | None = None  # messages held while a handshake token is checked
         # client-chosen max_rate_hz: key kind ("p" prices, "m" market) -> min seconds apart
         self.throttle: dict[str, float] = {}
         self.last_sent: dict[str, float] = {}
@@ -165,6 +183,7 @@ class Connection(asyncio.Protocol):
         self.write_protocol_output()
 
     def _on_frame(self, frame: Frame) -> None:
+        self.last_seen = time.monotonic()
         opcode = frame.opcode
         data = bytes(frame.data)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -287,3 +306,8 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    chosen = select_subprotocol(offered)
+    return Subprotocol(chosen) if chosen else None

@@ -39,3 +39,9 @@ SLOW_CLIENT_DROPS = Counter(
 CONFLATED_MESSAGES = Counter(
     "pricewire_ws_conflated_messages_total", "Messages replaced by a newer value for a slow client"
 )
+CLOSES = Counter(
+    "pricewire_ws_closes_total", "Connections closed by the edge, by close code", ["code"]
+)
+AUTH_RESULTS = Counter(
+    "pricewire_ws_auth_total", "Token checks, by result (ok or the refusal reason)", ["result"]
+)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from pricewire_common.settings import ServiceSettings
+
+from .auth import AuthSettings
+from .limits import LimitsSettings
 
 __all__ = ["EdgeSettings"]
 
@@ -14,6 +18,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 class EdgeSettings(ServiceSettings):
+    """Nested groups use ``__``: ``PRICEWIRE_AUTH__MODE=required``, ``PRICEWIRE_LIMITS__...``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRICEWIRE_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     ws_path: str = Field(default="/ws", description="Path of the WebSocket endpoint")
     static_dir: Path = Field(default=STATIC_DIR, description="Folder served at / and /static")
     heartbeat_interval_s: float = Field(default=30.0, gt=0, description="heartbeat to every client")

@@ -22,11 +22,15 @@ C = TypeVar("C", bound=Hashable)
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """One group a client subscribed to; ``symbols=None`` means every symbol."""
+    """One group a client subscribed to; ``symbols=None`` means every symbol.
+
+    ``only`` narrows ``all`` to the data groups the client may receive (its token's groups).
+    """
 
     group: Group
     symbols: frozenset[str] | None = None
     max_rate_hz: float | None = None
+    only: frozenset[Group] | None = None
 
 
 @dataclass(slots=True)
@@ -96,6 +100,8 @@ class SubscriptionIndex(Generic[C]):
         for sub in subs.values():
             groups = DATA_GROUPS if sub.group is Group.ALL else (sub.group,)
             for g in groups:
+                if sub.only is not None and g not in sub.only:
+                    continue
                 if sub.group is Group.PRICES and sub.symbols is not None:
                     wants[g].symbols |= sub.symbols
                 else:

@@ -13,8 +13,9 @@ from websockets.asyncio.client import ClientConnection
 from pricewire_common.encoding import dumps
 from pricewire_contracts import Group, PriceData, PriceUpdate, SubjectCatalog
 from pricewire_edge.app import EdgeApp
+from pricewire_edge.limits import LimitsSettings
 
-from .conftest import open_client, recv_json, recv_type, wait_for
+from .conftest import EdgeFactory, open_client, recv_json, recv_type, wait_for
 
 S = SubjectCatalog()
 
@@ -70,8 +71,10 @@ async def test_unsubscribe_stops_delivery(edge: EdgeApp, nats_client: Any) -> No
 
 
 async def test_two_hundred_clients_each_receive_every_message_once_in_order(
-    edge: EdgeApp, nats_client: Any
+    make_edge: EdgeFactory, nats_client: Any
 ) -> None:
+    # all 200 come from 127.0.0.1, over the default per-address limit
+    edge = await make_edge(limits=LimitsSettings(max_connections_per_ip=1000))
     clients = [await open_client(edge) for _ in range(200)]
     for ws in clients:
         await ws.send(json.dumps({"type": "subscribe", "group": "prices"}))
