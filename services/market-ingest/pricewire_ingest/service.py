@@ -1,0 +1,143 @@
+"""Process wiring: settings, catalog, keys, NATS (streams, publisher), the engine and the HTTP
+endpoints; a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from pricewire_common.natsconn import NatsLink
+from pricewire_common.runtime import shutdown_event
+from pricewire_common.streams import StreamLimits, ensure_streams
+from pricewire_contracts import Group, SubjectCatalog
+
+from .adapters import ADAPTERS
+from .app import create_app
+from .catalog import Catalog, load_catalog
+from .engine import IngestEngine
+from .httpserver import HttpServer
+from .poller import HttpFetcher
+from .settings import IngestSettings
+
+__all__ = ["NatsPublisher", "collect_keys", "recent_news_ids", "serve"]
+
+log = logging.getLogger("pricewire.ingest")
+
+SIMULATED_KEY = "simulated-key"
+
+
+class NatsPublisher:
+    """Core NATS publish: no flush per message (the client's flusher batches writes)."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        await self.nc.publish(subject, payload, headers=headers)
+
+
+def collect_keys(
+    catalog: Catalog, environ: Mapping[str, str], *, simulated: bool
+) -> dict[str, str]:
+    """The keys the catalog asks for, from the environment (only the names it lists).
+
+    With ``simulated`` every missing key gets a placeholder: the simulator does not check keys.
+    """
+    names = {p.auth.env for p in catalog.providers if p.auth.env}
+    keys = {name: environ[name] for name in names if environ.get(name)}
+    if simulated:
+        for name in names - keys.keys():
+            keys[name] = SIMULATED_KEY
+    return keys
+
+
+async def recent_news_ids(
+    js: JetStreamContext, subjects: SubjectCatalog, *, limit: int = 1000
+) -> list[str]:
+    """Ids of the latest stories in the news stream, so a restart does not repeat them."""
+    try:
+        info = await js.stream_info(subjects.stream(Group.NEWS))
+    except Exception:
+        return []
+    state = info.state
+    if not state.messages:
+        return []
+    first = max(state.first_seq, state.last_seq - limit + 1)
+    sub = await js.subscribe(
+        subjects.news,
+        ordered_consumer=True,
+        # only the ids are needed: the Nats-Msg-Id headers, not the bodies
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first, headers_only=True
+        ),
+    )
+    ids: list[str] = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=2.0)
+            if msg.headers and msg.headers.get("Nats-Msg-Id"):
+                ids.append(msg.headers["Nats-Msg-Id"])
+            if msg.metadata.sequence.stream >= state.last_seq:
+                break
+    except Exception:  # a timeout ends the read: what was read is still useful
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return ids
+
+
+async def serve(settings: IngestSettings) -> None:
+    catalog = load_catalog(settings.catalog_file, families=ADAPTERS)
+    keys = collect_keys(
+        catalog, os.environ, simulated=settings.simulated and settings.simulated_keys
+    )
+    stop = shutdown_event()
+    link = NatsLink(settings, name="market-ingest")
+    engine: IngestEngine | None = None
+
+    def ready() -> bool:
+        return engine is not None and engine.started and link.ready(max_outage_s=30.0)
+
+    server = HttpServer(
+        create_app(engine=lambda: engine, ready=ready), host=settings.host, port=settings.port
+    )
+    await server.start()
+    log.info("http listening", extra={"port": server.port})
+    fetcher = HttpFetcher(
+        max_connections=settings.poll_concurrency, max_body_bytes=settings.max_body_bytes
+    )
+    try:
+        connecting = asyncio.create_task(link.connect())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            return
+        stopping.cancel()
+        nc = connecting.result()
+        js = nc.jetstream()
+        await ensure_streams(
+            js,
+            settings.subjects,
+            StreamLimits(history_s=settings.nats_history_s, replicas=settings.nats_stream_replicas),
+        )
+        engine = IngestEngine(
+            settings, catalog, fetcher=fetcher, publisher=NatsPublisher(nc), keys=keys
+        )
+        engine.news.remember(await recent_news_ids(js, settings.subjects))
+        await engine.run(stop)
+    finally:
+        log.info("ingest stopping")
+        await fetcher.aclose()
+        await link.close()
+        await server.stop()

@@ -1,0 +1,1312 @@
+"""Every API family's answer, in the provider's real shape, rendered from the simulated world.
+
+``RENDERERS[family](ctx)`` is a normal answer; ``error_answer(family)`` the provider's own error
+body sent with HTTP 200 (the case a naive client takes for data); ``rate_limit_answer(family)``
+its 429 body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+import orjson
+
+from ..adapters import adapter_for
+from ..catalog import Asset, Provider
+from .world import MarketWorld, NewsDesk
+
+__all__ = ["RENDERERS", "Answer", "RenderContext", "error_answer", "rate_limit_answer"]
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    provider: Provider
+    assets: list[Asset]
+    world: MarketWorld
+    news: NewsDesk
+    now: float
+    #: the price this provider reports for a symbol (faults may distort it)
+    price: Callable[[str], float]
+    feed_hosts: dict[str, str]
+
+    def change(self, symbol: str) -> float:
+        return (self.price(symbol) / self.world.open_24h(symbol) - 1) * 100
+
+    def open_24h(self, symbol: str) -> float:
+        # the world's open, not derived from a (possibly faulted) price: never zero
+        return self.world.open_24h(symbol)
+
+    def pair(self, asset: Asset) -> str | None:
+        return adapter_for(self.provider.family).pair(asset)
+
+
+def _json(value: Any, status: int = 200) -> Answer:
+    return Answer(status, JSON, orjson.dumps(value))
+
+
+def _s(value: float) -> str:
+    """A number as exchanges send it: a string."""
+    return f"{value:.10g}"
+
+
+def _nz(value: float) -> float:
+    """A divisor that is never zero (a faulted price of 0 must still render)."""
+    return value or 1.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(ts: float) -> int:
+    return int(ts * 1000)
+
+
+# -- aggregators --------------------------------------------------------------------------
+def _coingecko_markets(c: RenderContext) -> Answer:
+    rows = []
+    for rank, a in enumerate(c.assets, 1):
+        p = c.price(a.symbol)
+        rows.append(
+            {
+                "id": a.id_for("coingecko"),
+                "symbol": a.symbol.lower(),
+                "name": a.name,
+                "image": f"https://assets.coingecko.com/coins/images/{rank}/large/{a.symbol.lower()}.png",
+                "current_price": p,
+                "market_cap": round(c.world.market_cap(a.symbol, c.now)),
+                "market_cap_rank": rank,
+                "total_volume": round(c.world.volume(a.symbol)),
+                "high_24h": p * 1.02,
+                "low_24h": p * 0.97,
+                "price_change_24h": p - c.open_24h(a.symbol),
+                "price_change_percentage_24h": round(c.change(a.symbol), 5),
+                "circulating_supply": c.world.supply(a.symbol),
+                "last_updated": _iso(c.now - 30),
+                "price_change_percentage_24h_in_currency": round(c.change(a.symbol), 5),
+            }
+        )
+    return _json(rows)
+
+
+def _coingecko_simple(c: RenderContext) -> Answer:
+    return _json(
+        {
+            a.id_for("coingecko"): {
+                "usd": c.price(a.symbol),
+                "usd_market_cap": c.world.market_cap(a.symbol, c.now),
+                "usd_24h_vol": c.world.volume(a.symbol),
+                "usd_24h_change": c.change(a.symbol),
+                "last_updated_at": int(c.now - 20),
+            }
+            for a in c.assets
+        }
+    )
+
+
+def _coingecko_coin(c: RenderContext) -> Answer:
+    a = c.assets[0]
+    return _json(
+        {
+            "id": a.id_for("coingecko"),
+            "symbol": a.symbol.lower(),
+            "name": a.name,
+            "market_data": {
+                "current_price": {"usd": c.price(a.symbol), "eur": c.price(a.symbol) * 0.92},
+                "market_cap": {"usd": c.world.market_cap(a.symbol, c.now)},
+                "total_volume": {"usd": c.world.volume(a.symbol)},
+                "price_change_percentage_24h": c.change(a.symbol),
+            },
+            "community_data": {"twitter_followers": 6_500_000, "reddit_subscribers": 6_200_000},
+            "last_updated": _iso(c.now - 15),
+        }
+    )
+
+
+def _coinmarketcap(c: RenderContext) -> Answer:
+    data = {}
+    for rank, a in enumerate(c.assets, 1):
+        data[a.symbol] = {
+            "id": rank,
+            "name": a.name,
+            "symbol": a.symbol,
+            "cmc_rank": rank,
+            "last_updated": _iso(c.now - 40),
+            "quote": {
+                "USD": {
+                    "price": c.price(a.symbol),
+                    "volume_24h": c.world.volume(a.symbol),
+                    "percent_change_24h": c.change(a.symbol),
+                    "market_cap": c.world.market_cap(a.symbol, c.now),
+                    "last_updated": _iso(c.now - 40),
+                }
+            },
+        }
+    status = {
+        "timestamp": _iso(c.now),
+        "error_code": 0,
+        "error_message": None,
+        "elapsed": 12,
+        "credit_count": 1,
+    }
+    return _json({"status": status, "data": data})
+
+
+def _cryptocompare_full(c: RenderContext) -> Answer:
+    raw = {
+        a.symbol: {
+            "USD": {
+                "TYPE": "5",
+                "MARKET": "CCCAGG",
+                "FROMSYMBOL": a.symbol,
+                "TOSYMBOL": "USD",
+                "PRICE": c.price(a.symbol),
+                "LASTUPDATE": int(c.now - 5),
+                "CHANGEPCT24HOUR": c.change(a.symbol),
+                "VOLUME24HOURTO": c.world.volume(a.symbol) * 0.4,
+                "TOTALVOLUME24HTO": c.world.volume(a.symbol),
+                "MKTCAP": c.world.market_cap(a.symbol, c.now),
+            }
+        }
+        for a in c.assets
+    }
+    display = {s: {"USD": {"PRICE": f"$ {v['USD']['PRICE']:,.2f}"}} for s, v in raw.items()}
+    return _json({"RAW": raw, "DISPLAY": display})
+
+
+def _cryptocompare_histo(c: RenderContext) -> Answer:
+    symbol = c.provider.options.get("symbol", "BTC")
+    p = c.price(symbol)
+    minute = int(c.now // 60 * 60)
+    bars = [
+        {
+            "time": minute - 60,
+            "high": p * 1.001,
+            "low": p * 0.999,
+            "open": p,
+            "volumefrom": 12.5,
+            "volumeto": 12.5 * p,
+            "close": p * 0.9995,
+            "conversionType": "direct",
+            "conversionSymbol": "",
+        },
+        {
+            "time": minute,
+            "high": p * 1.0005,
+            "low": p * 0.9995,
+            "open": p * 0.9995,
+            "volumefrom": 3.1,
+            "volumeto": 3.1 * p,
+            "close": p,
+            "conversionType": "direct",
+            "conversionSymbol": "",
+        },
+    ]
+    return _json(
+        {
+            "Response": "Success",
+            "Message": "",
+            "HasWarning": False,
+            "Type": 100,
+            "RateLimit": {},
+            "Data": {"Aggregated": False, "TimeFrom": minute - 60, "TimeTo": minute, "Data": bars},
+        }
+    )
+
+
+def _paprika_row(c: RenderContext, rank: int, a: Asset) -> dict[str, Any]:
+    return {
+        "id": a.id_for("coinpaprika"),
+        "name": a.name,
+        "symbol": a.symbol,
+        "rank": rank,
+        "circulating_supply": c.world.supply(a.symbol),
+        "total_supply": c.world.supply(a.symbol),
+        "beta_value": 1.02,
+        "first_data_at": "2010-07-17T00:00:00Z",
+        "last_updated": _iso(c.now - 60).replace(".000", ""),
+        "quotes": {
+            "USD": {
+                "price": c.price(a.symbol),
+                "volume_24h": c.world.volume(a.symbol),
+                "market_cap": round(c.world.market_cap(a.symbol, c.now)),
+                "percent_change_1h": 0.12,
+                "percent_change_24h": round(c.change(a.symbol), 2),
+                "percent_change_7d": -1.4,
+            }
+        },
+    }
+
+
+def _paprika_tickers(c: RenderContext) -> Answer:
+    rows = [_paprika_row(c, rank, a) for rank, a in enumerate(c.assets, 1)]
+    # coins we do not track share symbols with ours (why the adapter matches on id)
+    fake = dict(rows[0], id="btc-bitcoin-token", name="Bitcoin Token", rank=4120)
+    fake["quotes"] = {"USD": dict(rows[0]["quotes"]["USD"], price=0.0042)}
+    return _json([*rows, fake])
+
+
+def _paprika_ticker(c: RenderContext) -> Answer:
+    return _json(_paprika_row(c, 1, c.assets[0]))
+
+
+def _coincap_row(c: RenderContext, rank: int, a: Asset) -> dict[str, Any]:
+    return {
+        "id": a.id_for("coincap"),
+        "rank": str(rank),
+        "symbol": a.symbol,
+        "name": a.name,
+        "supply": _s(c.world.supply(a.symbol)),
+        "maxSupply": None,
+        "marketCapUsd": _s(c.world.market_cap(a.symbol, c.now)),
+        "volumeUsd24Hr": _s(c.world.volume(a.symbol)),
+        "priceUsd": _s(c.price(a.symbol)),
+        "changePercent24Hr": _s(c.change(a.symbol)),
+        "vwap24Hr": _s(c.price(a.symbol) * 0.999),
+        "explorer": "https://blockchain.info/",
+    }
+
+
+def _coincap_assets(c: RenderContext) -> Answer:
+    rows = [_coincap_row(c, rank, a) for rank, a in enumerate(c.assets, 1)]
+    return _json({"data": rows, "timestamp": _ms(c.now)})
+
+
+def _coincap_asset(c: RenderContext) -> Answer:
+    return _json({"data": _coincap_row(c, 1, c.assets[0]), "timestamp": _ms(c.now)})
+
+
+def _coinlore(c: RenderContext) -> Answer:
+    rows = [
+        {
+            "id": a.id_for("coinlore"),
+            "symbol": a.symbol,
+            "name": a.name,
+            "nameid": (a.id_for("coingecko") or a.name).lower(),
+            "rank": rank,
+            "price_usd": f"{c.price(a.symbol):.2f}"
+            if c.price(a.symbol) > 1
+            else _s(c.price(a.symbol)),
+            "percent_change_24h": f"{c.change(a.symbol):.2f}",
+            "percent_change_1h": "0.11",
+            "percent_change_7d": "-2.30",
+            "price_btc": _s(c.price(a.symbol) / c.world.price("BTC", c.now)),
+            "market_cap_usd": f"{c.world.market_cap(a.symbol, c.now):.2f}",
+            "volume24": c.world.volume(a.symbol),
+            "volume24a": c.world.volume(a.symbol) * 0.9,
+            "csupply": f"{c.world.supply(a.symbol):.2f}",
+            "tsupply": _s(c.world.supply(a.symbol)),
+            "msupply": "",
+        }
+        for rank, a in enumerate(c.assets, 1)
+    ]
+    return _json({"data": rows, "info": {"coins_num": 12742, "time": int(c.now)}})
+
+
+def _messari(c: RenderContext) -> Answer:
+    a = c.assets[0]
+    return _json(
+        {
+            "status": {"elapsed": 9, "timestamp": _iso(c.now)},
+            "data": {
+                "id": "1e31218a-e44e-4285-820c-8282ee222035",
+                "symbol": a.symbol,
+                "name": a.name,
+                "slug": a.name.lower(),
+                "market_data": {
+                    "price_usd": c.price(a.symbol),
+                    "volume_last_24_hours": c.world.volume(a.symbol),
+                    "real_volume_last_24_hours": c.world.volume(a.symbol) * 0.3,
+                    "percent_change_usd_last_24_hours": c.change(a.symbol),
+                },
+                "marketcap": {"current_marketcap_usd": c.world.market_cap(a.symbol, c.now)},
+            },
+        }
+    )
+
+
+def _coinapi(c: RenderContext) -> Answer:
+    return _json(
+        {
+            "time": _iso(c.now - 1).replace("Z", "0000Z"),
+            "asset_id_base": "BTC",
+            "asset_id_quote": "USD",
+            "rate": c.price("BTC"),
+        }
+    )
+
+
+def _dia(c: RenderContext) -> Answer:
+    p = c.price("BTC")
+    return _json(
+        {
+            "Symbol": "BTC",
+            "Name": "Bitcoin",
+            "Address": "0x0000000000000000000000000000000000000000",
+            "Blockchain": "Bitcoin",
+            "Price": p,
+            "PriceYesterday": c.open_24h("BTC"),
+            "VolumeYesterdayUSD": c.world.volume("BTC"),
+            "Time": _iso(c.now - 30),
+            "Source": "diadata.org",
+            "Signature": "0x" + "ab" * 65,
+        }
+    )
+
+
+def _coinstats(c: RenderContext) -> Answer:
+    rows = [
+        {
+            "id": a.id_for("coingecko"),
+            "icon": f"https://static.coinstats.app/coins/{a.symbol.lower()}.png",
+            "name": a.name,
+            "symbol": a.symbol,
+            "rank": rank,
+            "price": c.price(a.symbol),
+            "priceBtc": c.price(a.symbol) / c.world.price("BTC", c.now),
+            "volume": c.world.volume(a.symbol),
+            "marketCap": c.world.market_cap(a.symbol, c.now),
+            "availableSupply": c.world.supply(a.symbol),
+            "totalSupply": c.world.supply(a.symbol),
+            "priceChange1h": 0.2,
+            "priceChange1d": round(c.change(a.symbol), 2),
+            "priceChange1w": -1.1,
+        }
+        for rank, a in enumerate(c.assets, 1)
+    ]
+    return _json({"coins": rows})
+
+
+def _defillama_prices(c: RenderContext) -> Answer:
+    coins = {
+        coin: {
+            "price": c.price(a.symbol),
+            "symbol": a.symbol,
+            "timestamp": int(c.now - 10),
+            "confidence": 0.99,
+        }
+        for a in c.assets
+        if (coin := a.id_for("llama"))
+    }
+    return _json({"coins": coins})
+
+
+# -- exchanges ----------------------------------------------------------------------------
+def _pairs(c: RenderContext) -> list[tuple[Asset, str]]:
+    return [(a, pair) for a in c.assets if (pair := c.pair(a))]
+
+
+def _binance_24hr(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.12
+        rows.append(
+            {
+                "symbol": pair,
+                "priceChange": _s(p - o),
+                "priceChangePercent": f"{c.change(a.symbol):.3f}",
+                "weightedAvgPrice": _s(p * 0.999),
+                "prevClosePrice": _s(o),
+                "lastPrice": _s(p),
+                "lastQty": "0.01000000",
+                "bidPrice": _s(p * 0.9999),
+                "askPrice": _s(p * 1.0001),
+                "openPrice": _s(o),
+                "highPrice": _s(max(p, o) * 1.01),
+                "lowPrice": _s(min(p, o) * 0.99),
+                "volume": _s(volume / _nz(p)),
+                "quoteVolume": _s(volume),
+                "openTime": _ms(c.now - 86400),
+                "closeTime": _ms(c.now - 0.5),
+                "firstId": 3_300_000_000,
+                "lastId": 3_301_000_000,
+                "count": 1_000_000,
+            }
+        )
+    return _json(rows)
+
+
+def _binance_price(c: RenderContext) -> Answer:
+    rows = [{"symbol": pair, "price": _s(c.price(a.symbol))} for a, pair in _pairs(c)]
+    return _json([{"symbol": "ETHBTC", "price": "0.05271000"}, *rows])
+
+
+def _binance_klines(c: RenderContext) -> Answer:
+    symbol = c.provider.options.get("symbol", "BTC")
+    p = c.price(symbol)
+    minute = int(c.now // 60 * 60) * 1000
+    bars = [
+        [
+            minute - 60_000,
+            _s(p),
+            _s(p * 1.001),
+            _s(p * 0.999),
+            _s(p * 0.9998),
+            "12.3",
+            minute - 1,
+            _s(12.3 * p),
+            900,
+            "6.1",
+            _s(6.1 * p),
+            "0",
+        ],
+        [
+            minute,
+            _s(p * 0.9998),
+            _s(p * 1.0004),
+            _s(p * 0.9996),
+            _s(p),
+            "3.4",
+            minute + 59_999,
+            _s(3.4 * p),
+            250,
+            "1.7",
+            _s(1.7 * p),
+            "0",
+        ],
+    ]
+    return _json(bars)
+
+
+_KRAKEN_LEGACY = {"XBT", "ETH", "LTC", "XRP"}
+
+
+def _kraken(c: RenderContext) -> Answer:
+    result = {}
+    for a in c.assets:
+        base = a.id_for("kraken")
+        if not base:
+            continue
+        name = f"X{base}ZUSD" if base in _KRAKEN_LEGACY else f"{base}USD"
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.03 / _nz(p)
+        result[name] = {
+            "a": [_s(p * 1.0001), "1", "1.000"],
+            "b": [_s(p * 0.9999), "2", "2.000"],
+            "c": [_s(p), "0.00500000"],
+            "v": [_s(volume / 2), _s(volume)],
+            "p": [_s(p * 0.999), _s(p * 0.998)],
+            "t": [12000, 25000],
+            "l": [_s(min(p, o) * 0.99), _s(min(p, o) * 0.98)],
+            "h": [_s(max(p, o) * 1.01), _s(max(p, o) * 1.02)],
+            "o": _s(o),
+        }
+    return _json({"error": [], "result": result})
+
+
+def _coinbase_stats(c: RenderContext) -> Answer:
+    products: dict[str, Any] = {}
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        products[pair] = {
+            "stats_30day": {"volume": _s(c.world.volume(a.symbol) * 25 / _nz(p))},
+            "stats_24hour": {
+                "open": _s(o),
+                "high": _s(max(p, o) * 1.01),
+                "low": _s(min(p, o) * 0.99),
+                "last": _s(p),
+                "volume": _s(c.world.volume(a.symbol) * 0.08 / _nz(p)),
+            },
+        }
+    products["USDT-USD"] = {
+        "stats_24hour": {
+            "open": "1.0001",
+            "high": "1.0003",
+            "low": "0.9998",
+            "last": "1.0001",
+            "volume": "90000000",
+        }
+    }
+    return _json(products)
+
+
+def _coinbase_spot(c: RenderContext) -> Answer:
+    return _json({"data": {"amount": f"{c.price('BTC'):.2f}", "base": "BTC", "currency": "USD"}})
+
+
+def _bitfinex(c: RenderContext) -> Answer:
+    rows = []
+    for a in c.assets:
+        symbol = a.id_for("bitfinex")
+        if not symbol:
+            continue
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        rows.append(
+            [
+                symbol,
+                p * 0.9999,
+                12.5,
+                p * 1.0001,
+                9.1,
+                p - o,
+                round(p / o - 1, 4),
+                p,
+                c.world.volume(a.symbol) * 0.02 / _nz(p),
+                max(p, o) * 1.01,
+                min(p, o) * 0.99,
+            ]
+        )
+    return _json(rows)
+
+
+def _okx(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.07
+        rows.append(
+            {
+                "instType": "SPOT",
+                "instId": pair,
+                "last": _s(p),
+                "lastSz": "0.01",
+                "askPx": _s(p * 1.0001),
+                "askSz": "1.2",
+                "bidPx": _s(p * 0.9999),
+                "bidSz": "0.8",
+                "open24h": _s(o),
+                "high24h": _s(max(p, o) * 1.01),
+                "low24h": _s(min(p, o) * 0.99),
+                "volCcy24h": _s(volume),
+                "vol24h": _s(volume / _nz(p)),
+                "ts": str(_ms(c.now - 0.2)),
+                "sodUtc0": _s(o),
+                "sodUtc8": _s(o),
+            }
+        )
+    return _json({"code": "0", "msg": "", "data": rows})
+
+
+def _bybit(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        turnover = c.world.volume(a.symbol) * 0.05
+        rows.append(
+            {
+                "symbol": pair,
+                "bid1Price": _s(p * 0.9999),
+                "bid1Size": "0.5",
+                "ask1Price": _s(p * 1.0001),
+                "ask1Size": "0.7",
+                "lastPrice": _s(p),
+                "prevPrice24h": _s(o),
+                "price24hPcnt": f"{p / o - 1:.4f}",
+                "highPrice24h": _s(max(p, o) * 1.01),
+                "lowPrice24h": _s(min(p, o) * 0.99),
+                "turnover24h": _s(turnover),
+                "volume24h": _s(turnover / _nz(p)),
+                "usdIndexPrice": _s(p),
+            }
+        )
+    body = {
+        "retCode": 0,
+        "retMsg": "OK",
+        "result": {"category": "spot", "list": rows},
+        "retExtInfo": {},
+        "time": _ms(c.now),
+    }
+    return _json(body)
+
+
+def _kucoin(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        value = c.world.volume(a.symbol) * 0.04
+        rows.append(
+            {
+                "symbol": pair,
+                "symbolName": pair,
+                "buy": _s(p * 0.9999),
+                "sell": _s(p * 1.0001),
+                "changeRate": f"{p / o - 1:.4f}",
+                "changePrice": _s(p - o),
+                "high": _s(max(p, o) * 1.01),
+                "low": _s(min(p, o) * 0.99),
+                "vol": _s(value / _nz(p)),
+                "volValue": _s(value),
+                "last": _s(p),
+                "averagePrice": _s(p * 0.998),
+                "takerFeeRate": "0.001",
+                "makerFeeRate": "0.001",
+                "takerCoefficient": "1",
+                "makerCoefficient": "1",
+            }
+        )
+    return _json({"code": "200000", "data": {"time": _ms(c.now), "ticker": rows}})
+
+
+def _gateio(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.03
+        rows.append(
+            {
+                "currency_pair": pair,
+                "last": _s(p),
+                "lowest_ask": _s(p * 1.0001),
+                "highest_bid": _s(p * 0.9999),
+                "change_percentage": f"{(p / o - 1) * 100:.2f}",
+                "base_volume": _s(volume / _nz(p)),
+                "quote_volume": _s(volume),
+                "high_24h": _s(max(p, o) * 1.01),
+                "low_24h": _s(min(p, o) * 0.99),
+            }
+        )
+    return _json(rows)
+
+
+def _htx(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.03
+        rows.append(
+            {
+                "symbol": pair,
+                "open": o,
+                "high": max(p, o) * 1.01,
+                "low": min(p, o) * 0.99,
+                "close": p,
+                "amount": volume / _nz(p),
+                "vol": volume,
+                "count": 24424,
+                "bid": p * 0.9999,
+                "bidSize": 0.52,
+                "ask": p * 1.0001,
+                "askSize": 0.63,
+            }
+        )
+    return _json({"status": "ok", "ts": _ms(c.now), "data": rows})
+
+
+def _bitstamp(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        rows.append(
+            {
+                "timestamp": str(int(c.now - 1)),
+                "open": _s(o),
+                "high": _s(max(p, o) * 1.01),
+                "low": _s(min(p, o) * 0.99),
+                "last": _s(p),
+                "volume": _s(c.world.volume(a.symbol) * 0.01 / _nz(p)),
+                "vwap": _s(p * 0.999),
+                "bid": _s(p * 0.9999),
+                "ask": _s(p * 1.0001),
+                "side": "1",
+                "open_24": _s(o),
+                "percent_change_24": f"{(p / o - 1) * 100:.2f}",
+                "market_type": "SPOT",
+                "pair": pair,
+                "market": pair,
+            }
+        )
+    return _json(rows)
+
+
+def _gemini(c: RenderContext) -> Answer:
+    rows = [{"pair": "BTCGBP", "price": "34000", "percentChange24h": "0.0000"}]
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        rows.append({"pair": pair, "price": _s(p), "percentChange24h": f"{p / o - 1:.4f}"})
+    return _json(rows)
+
+
+def _bitget(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.02
+        rows.append(
+            {
+                "open": _s(o),
+                "symbol": pair,
+                "high24h": _s(max(p, o) * 1.01),
+                "low24h": _s(min(p, o) * 0.99),
+                "lastPr": _s(p),
+                "quoteVolume": _s(volume),
+                "baseVolume": _s(volume / _nz(p)),
+                "usdtVolume": _s(volume),
+                "ts": str(_ms(c.now)),
+                "bidPr": _s(p * 0.9999),
+                "askPr": _s(p * 1.0001),
+                "bidSz": "1.1",
+                "askSz": "0.9",
+                "openUtc": _s(o),
+                "changeUtc24h": f"{p / o - 1:.5f}",
+                "change24h": f"{p / o - 1:.5f}",
+            }
+        )
+    return _json({"code": "00000", "msg": "success", "requestTime": _ms(c.now), "data": rows})
+
+
+def _cryptocom(c: RenderContext) -> Answer:
+    rows = []
+    for a, pair in _pairs(c):
+        p, o = c.price(a.symbol), c.open_24h(a.symbol)
+        volume = c.world.volume(a.symbol) * 0.02
+        rows.append(
+            {
+                "i": pair,
+                "h": _s(max(p, o) * 1.01),
+                "l": _s(min(p, o) * 0.99),
+                "a": _s(p),
+                "v": _s(volume / _nz(p)),
+                "vv": _s(volume),
+                "c": f"{p / o - 1:.4f}",
+                "b": _s(p * 0.9999),
+                "k": _s(p * 1.0001),
+                "oi": "0",
+                "t": _ms(c.now - 0.3),
+            }
+        )
+    return _json({"id": -1, "method": "public/get-tickers", "code": 0, "result": {"data": rows}})
+
+
+# -- news ----------------------------------------------------------------------------------
+def _story_url(c: RenderContext, story_feed: str, number: int, slug: str) -> str:
+    host = c.feed_hosts.get(story_feed, "news.example")
+    return f"https://{host}/news/{number}/{slug}/"
+
+
+def _feed(c: RenderContext) -> Answer:
+    stories = c.news.stories(c.provider.id, c.now)
+    name = escape(c.provider.name)
+    if c.provider.feed_format == "atom":
+        entries = "".join(
+            f"<entry><id>tag:{c.provider.id},{s.number}</id><title>{escape(s.title)}</title>"
+            f'<link rel="alternate" type="text/html" href="{escape(_story_url(c, s.feeds[0], s.number, s.slug))}'
+            f'?utm_source={c.provider.id}"/>'
+            f"<updated>{_iso(s.published_at)}</updated>"
+            f'<content type="html">{escape("<p>" + escape(s.summary) + "</p>")}</content></entry>'
+            for s in stories
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<feed xmlns="http://www.w3.org/2005/Atom"><title>{name}</title>'
+            f"<id>tag:{c.provider.id}</id><updated>{_iso(c.now)}</updated>{entries}</feed>"
+        )
+        return Answer(200, "application/atom+xml; charset=utf-8", body.encode())
+    items = "".join(
+        f"<item><title>{escape(s.title)}</title>"
+        f"<link>{escape(_story_url(c, s.feeds[0], s.number, s.slug))}?utm_source={c.provider.id}&amp;utm_medium=rss</link>"
+        f'<guid isPermaLink="false">{c.provider.id}-{s.number}</guid>'
+        f"<pubDate>{format_datetime(datetime.fromtimestamp(s.published_at, UTC), usegmt=True)}</pubDate>"
+        f"<description><![CDATA[<p>{escape(s.summary)}</p>]]></description></item>"
+        for s in stories
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>{name}</title><link>{escape(c.provider.base_url)}</link>"
+        f"<description>{name} (simulated)</description>{items}</channel></rss>"
+    )
+    return Answer(200, "application/rss+xml; charset=utf-8", body.encode())
+
+
+def _newsapi(c: RenderContext) -> Answer:
+    stories = c.news.stories(c.provider.id, c.now)
+    articles = [
+        {
+            "source": {"id": None, "name": "Pricewire Wire"},
+            "author": "Staff",
+            "title": s.title,
+            "description": s.summary,
+            "url": _story_url(c, s.feeds[0], s.number, s.slug),
+            "urlToImage": None,
+            "publishedAt": _iso(s.published_at).replace(".000", ""),
+            "content": s.summary,
+        }
+        for s in stories
+    ]
+    return _json({"status": "ok", "totalResults": len(articles), "articles": articles})
+
+
+def _cryptopanic(c: RenderContext) -> Answer:
+    stories = c.news.stories(c.provider.id, c.now)
+    results = [
+        {
+            "kind": "news",
+            "domain": "pricewire.example",
+            "source": {
+                "title": "Pricewire Wire",
+                "region": "en",
+                "domain": "pricewire.example",
+                "path": None,
+            },
+            "title": s.title,
+            "published_at": _iso(s.published_at),
+            "slug": s.slug,
+            "id": 19_000_000 + s.number,
+            "url": _story_url(c, s.feeds[0], s.number, s.slug),
+            "created_at": _iso(s.published_at),
+        }
+        for s in stories
+    ]
+    return _json({"count": len(results), "next": None, "previous": None, "results": results})
+
+
+def _reddit(c: RenderContext) -> Answer:
+    children = [
+        {
+            "kind": "t3",
+            "data": {
+                "title": f"Daily discussion #{i}",
+                "permalink": f"/r/CryptoCurrency/comments/{i}/",
+                "url": f"https://www.reddit.com/r/CryptoCurrency/comments/{i}/",
+                "score": 10 * i,
+                "created_utc": c.now - 600 * i,
+            },
+        }
+        for i in range(1, 11)
+    ]
+    return _json(
+        {
+            "kind": "Listing",
+            "data": {"after": "t3_x", "dist": 10, "children": children, "before": None},
+        }
+    )
+
+
+# -- chain ----------------------------------------------------------------------------------
+def _height(c: RenderContext, block_s: float = 12.0, base: int = 19_000_000) -> int:
+    return base + int(c.now / block_s) % 5_000_000
+
+
+def _evm_rpc(c: RenderContext) -> Answer:
+    return _json({"jsonrpc": "2.0", "id": 1, "result": hex(_height(c))})
+
+
+def _solana_rpc(c: RenderContext) -> Answer:
+    return _json({"jsonrpc": "2.0", "result": 240_000_000 + int(c.now / 0.4) % 50_000_000, "id": 1})
+
+
+def _tron_rpc(c: RenderContext) -> Answer:
+    number = 58_000_000 + int(c.now / 3) % 5_000_000
+    return _json(
+        {
+            "blockID": f"{number:016x}" + "ab" * 24,
+            "block_header": {
+                "raw_data": {
+                    "number": number,
+                    "txTrieRoot": "00" * 32,
+                    "witness_address": "41" + "cd" * 20,
+                    "parentHash": f"{number - 1:016x}" + "ef" * 24,
+                    "version": 30,
+                    "timestamp": _ms(c.now),
+                },
+                "witness_signature": "aa" * 65,
+            },
+            "transactions": [],
+        }
+    )
+
+
+def _etherscan_price(c: RenderContext) -> Answer:
+    symbol = c.provider.options.get("symbol", "ETH")
+    p = c.price(symbol)
+    return _json(
+        {
+            "status": "1",
+            "message": "OK",
+            "result": {
+                "ethbtc": _s(p / c.world.price("BTC", c.now)),
+                "ethbtc_timestamp": str(int(c.now - 20)),
+                "ethusd": f"{p:.2f}",
+                "ethusd_timestamp": str(int(c.now - 20)),
+            },
+        }
+    )
+
+
+def _etherscan_block(c: RenderContext) -> Answer:
+    return _json({"jsonrpc": "2.0", "id": 83, "result": hex(_height(c))})
+
+
+def _blockchair(c: RenderContext) -> Answer:
+    symbol = c.provider.options.get("symbol", "BTC")
+    data = {
+        "blocks": 830_000,
+        "best_block_height": _height(c, 600.0, 830_000) if symbol == "BTC" else _height(c),
+        "market_price_usd": round(c.price(symbol), 2 if c.price(symbol) > 1 else 6),
+        "market_price_btc": c.price(symbol) / c.world.price("BTC", c.now),
+        "market_price_usd_change_24h_percentage": round(c.change(symbol), 4),
+        "market_cap_usd": round(c.world.market_cap(symbol, c.now)),
+    }
+    context = {
+        "code": 200,
+        "source": "A",
+        "state": data["best_block_height"],
+        "time": 0.3,
+        "request_cost": 1,
+    }
+    return _json({"data": data, "context": context})
+
+
+def _ethplorer(c: RenderContext) -> Answer:
+    return _json({"lastBlock": _height(c)})
+
+
+def _esplora(c: RenderContext) -> Answer:
+    return Answer(200, "text/plain", str(_height(c, 600.0, 830_000)).encode())
+
+
+def _mempool(c: RenderContext) -> Answer:
+    p = c.price("BTC")
+    return _json(
+        {"time": int(c.now - 5), "USD": round(p), "EUR": round(p * 0.92), "GBP": round(p * 0.79)}
+    )
+
+
+def _whale_alert(c: RenderContext) -> Answer:
+    status = [
+        {"blockchain": chain, "status": "connected", "symbols": [sym]}
+        for chain, sym in (
+            ("bitcoin", "btc"),
+            ("ethereum", "eth"),
+            ("tron", "trx"),
+            ("ripple", "xrp"),
+        )
+    ]
+    return _json({"result": "success", "blockchain_count": len(status), "status": status})
+
+
+# -- sentiment, DeFi, probes -------------------------------------------------------------------
+def _fear_greed(c: RenderContext) -> Answer:
+    # follows BTC's 24 h change: up markets are greedy
+    value = max(1, min(99, round(50 + c.change("BTC") * 6)))
+    label = (
+        "Extreme Fear"
+        if value < 25
+        else "Fear"
+        if value < 45
+        else "Neutral"
+        if value <= 55
+        else "Greed"
+        if value < 75
+        else "Extreme Greed"
+    )
+    row = {
+        "value": str(value),
+        "value_classification": label,
+        "timestamp": str(int(c.now // 86400 * 86400)),
+        "time_until_update": str(int(86400 - c.now % 86400)),
+    }
+    return _json({"name": "Fear and Greed Index", "data": [row], "metadata": {"error": None}})
+
+
+def _defillama_chains(c: RenderContext) -> Answer:
+    rows = [
+        {
+            "gecko_id": "ethereum",
+            "tvl": 58e9,
+            "tokenSymbol": "ETH",
+            "cmcId": "1027",
+            "name": "Ethereum",
+            "chainId": 1,
+        },
+        {
+            "gecko_id": "tron",
+            "tvl": 8.1e9,
+            "tokenSymbol": "TRX",
+            "cmcId": "1958",
+            "name": "Tron",
+            "chainId": None,
+        },
+        {
+            "gecko_id": "binancecoin",
+            "tvl": 5.2e9,
+            "tokenSymbol": "BNB",
+            "cmcId": "1839",
+            "name": "BSC",
+            "chainId": 56,
+        },
+        {
+            "gecko_id": "solana",
+            "tvl": 4.3e9,
+            "tokenSymbol": "SOL",
+            "cmcId": "5426",
+            "name": "Solana",
+            "chainId": None,
+        },
+    ]
+    return _json(rows)
+
+
+def _defillama_stablecoins(c: RenderContext) -> Answer:
+    assets = [
+        {
+            "id": "1",
+            "name": "Tether",
+            "symbol": "USDT",
+            "gecko_id": "tether",
+            "pegType": "peggedUSD",
+            "priceSource": "defillama",
+            "pegMechanism": "fiat-backed",
+            "circulating": {"peggedUSD": 96e9},
+            "price": 1.0003,
+        },
+        {
+            "id": "2",
+            "name": "USD Coin",
+            "symbol": "USDC",
+            "gecko_id": "usd-coin",
+            "pegType": "peggedUSD",
+            "priceSource": "defillama",
+            "pegMechanism": "fiat-backed",
+            "circulating": {"peggedUSD": 27e9},
+            "price": 0.9999,
+        },
+    ]
+    return _json({"peggedAssets": assets})
+
+
+def _http_probe(c: RenderContext) -> Answer:
+    return _json({"status": "ok", "service": c.provider.name, "time": int(c.now)})
+
+
+def _graphql_probe(c: RenderContext) -> Answer:
+    return _json({"data": {"_meta": {"block": {"number": _height(c)}}}})
+
+
+RENDERERS: dict[str, Callable[[RenderContext], Answer]] = {
+    "coingecko_markets": _coingecko_markets,
+    "coingecko_simple": _coingecko_simple,
+    "coingecko_coin": _coingecko_coin,
+    "coinmarketcap_quotes": _coinmarketcap,
+    "cryptocompare_pricemultifull": _cryptocompare_full,
+    "cryptocompare_histominute": _cryptocompare_histo,
+    "coinpaprika_tickers": _paprika_tickers,
+    "coinpaprika_ticker": _paprika_ticker,
+    "coincap_assets": _coincap_assets,
+    "coincap_asset": _coincap_asset,
+    "coinlore_tickers": _coinlore,
+    "messari_metrics": _messari,
+    "coinapi_exchangerate": _coinapi,
+    "dia_quotation": _dia,
+    "coinstats_coins": _coinstats,
+    "defillama_prices": _defillama_prices,
+    "binance_24hr": _binance_24hr,
+    "binance_price": _binance_price,
+    "binance_klines": _binance_klines,
+    "kraken_ticker": _kraken,
+    "coinbase_stats": _coinbase_stats,
+    "coinbase_spot": _coinbase_spot,
+    "bitfinex_tickers": _bitfinex,
+    "okx_tickers": _okx,
+    "bybit_tickers": _bybit,
+    "kucoin_alltickers": _kucoin,
+    "gateio_tickers": _gateio,
+    "htx_tickers": _htx,
+    "bitstamp_tickers": _bitstamp,
+    "gemini_pricefeed": _gemini,
+    "bitget_tickers": _bitget,
+    "cryptocom_tickers": _cryptocom,
+    "rss": _feed,
+    "newsapi_everything": _newsapi,
+    "cryptopanic_posts": _cryptopanic,
+    "reddit_listing": _reddit,
+    "evm_rpc": _evm_rpc,
+    "solana_rpc": _solana_rpc,
+    "tron_rpc": _tron_rpc,
+    "etherscan_price": _etherscan_price,
+    "etherscan_proxy_block": _etherscan_block,
+    "blockchair_stats": _blockchair,
+    "ethplorer_lastblock": _ethplorer,
+    "esplora_height": _esplora,
+    "mempool_prices": _mempool,
+    "whale_alert_status": _whale_alert,
+    "fear_greed": _fear_greed,
+    "defillama_chains": _defillama_chains,
+    "defillama_stablecoins": _defillama_stablecoins,
+    "http_probe": _http_probe,
+    "graphql_probe": _graphql_probe,
+}
+
+_MAINTENANCE = (
+    b"<!DOCTYPE html><html><head><title>We'll be right back</title></head><body>"
+    b"<h1>Scheduled maintenance</h1><p>Our site is down for maintenance.</p></body></html>"
+)
+
+# the provider's own error, sent with HTTP 200
+_ERROR_BODIES: dict[str, Any] = {
+    "coingecko_markets": {"status": {"error_code": 10002, "error_message": "API Key Missing"}},
+    "coingecko_simple": {"status": {"error_code": 10002, "error_message": "API Key Missing"}},
+    "coingecko_coin": {"error": "coin not found"},
+    "coinmarketcap_quotes": {"status": {"error_code": 1002, "error_message": "API key missing."}},
+    "cryptocompare_pricemultifull": {
+        "Response": "Error",
+        "Message": "fsyms param is empty or null.",
+        "HasWarning": False,
+        "Type": 2,
+        "RateLimit": {},
+        "Data": {},
+    },
+    "cryptocompare_histominute": {
+        "Response": "Error",
+        "Message": "There is no data for the symbol BTCX .",
+        "HasWarning": False,
+        "Type": 2,
+        "RateLimit": {},
+        "Data": {},
+    },
+    "coinpaprika_tickers": {"error": "invalid parameters"},
+    "coinpaprika_ticker": {"error": "id not found"},
+    "coincap_assets": {"error": "use of this endpoint requires an api key", "timestamp": 0},
+    "coincap_asset": {"error": "bitcoin2 not found", "timestamp": 0},
+    "coinlore_tickers": {"data": [], "info": {"coins_num": 0, "time": 0}},
+    "messari_metrics": {
+        "status": {
+            "elapsed": 1,
+            "timestamp": "",
+            "error_code": 404,
+            "error_message": "Asset not found",
+        }
+    },
+    "coinapi_exchangerate": {"error": "Invalid API key"},
+    "dia_quotation": {"errorcode": 404, "errormessage": "asset not found"},
+    "coinstats_coins": {"coins": []},
+    "defillama_prices": {"coins": {}},
+    "binance_24hr": {"code": -1121, "msg": "Invalid symbol."},
+    "binance_price": {"code": -1121, "msg": "Invalid symbol."},
+    "binance_klines": {"code": -1121, "msg": "Invalid symbol."},
+    "kraken_ticker": {"error": ["EQuery:Unknown asset pair"]},
+    "coinbase_stats": {"message": "NotFound"},
+    "coinbase_spot": {"errors": [{"id": "not_found", "message": "Invalid currency"}]},
+    "bitfinex_tickers": ["error", 10020, "symbol: invalid"],
+    "okx_tickers": {"code": "51001", "msg": "Instrument ID does not exist", "data": []},
+    "bybit_tickers": {
+        "retCode": 10001,
+        "retMsg": "params error",
+        "result": {},
+        "retExtInfo": {},
+        "time": 0,
+    },
+    "kucoin_alltickers": {"code": "400100", "msg": "Invalid request"},
+    "gateio_tickers": {"label": "INVALID_CURRENCY_PAIR", "message": "Invalid currency pair"},
+    "htx_tickers": {
+        "status": "error",
+        "err-code": "invalid-parameter",
+        "err-msg": "invalid symbol",
+        "data": None,
+    },
+    "bitstamp_tickers": {"status": "error", "reason": "Invalid currency pair", "code": "API0005"},
+    "gemini_pricefeed": {
+        "result": "error",
+        "reason": "InvalidSymbol",
+        "message": "Supplied value is not a valid symbol",
+    },
+    "bitget_tickers": {
+        "code": "40034",
+        "msg": "Parameter does not exist",
+        "requestTime": 0,
+        "data": None,
+    },
+    "cryptocom_tickers": {
+        "id": -1,
+        "method": "public/get-tickers",
+        "code": 40004,
+        "message": "Invalid instrument_name",
+    },
+    "newsapi_everything": {
+        "status": "error",
+        "code": "apiKeyInvalid",
+        "message": "Your API key is invalid or incorrect.",
+    },
+    "cryptopanic_posts": {"status": "Incomplete", "info": "Token not found"},
+    "reddit_listing": {"message": "Forbidden", "error": 403},
+    "evm_rpc": {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {
+            "code": -32601,
+            "message": "the method eth_blockNumber does not exist/is not available",
+        },
+    },
+    "solana_rpc": {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {"code": -32601, "message": "Method not found"},
+    },
+    "tron_rpc": {"Error": "class org.tron.core.exception.BadItemException : block is null"},
+    "etherscan_price": {"status": "0", "message": "NOTOK", "result": "Invalid API Key"},
+    "etherscan_proxy_block": {"status": "0", "message": "NOTOK", "result": "Invalid API Key"},
+    "blockchair_stats": {"data": None, "context": {"code": 400, "error": "Invalid request"}},
+    "ethplorer_lastblock": {"error": {"code": 1, "message": "Invalid API key"}},
+    "mempool_prices": {},
+    "whale_alert_status": {"result": "error", "message": "invalid api_key"},
+    "fear_greed": {
+        "name": "Fear and Greed Index",
+        "data": [],
+        "metadata": {"error": "Invalid limit"},
+    },
+    "defillama_chains": [],
+    "defillama_stablecoins": {"peggedAssets": []},
+    "http_probe": {"status": "error", "message": "maintenance"},
+    "graphql_probe": {"errors": [{"message": "Internal server error"}]},
+}
+
+_RATE_LIMIT_BODIES: dict[str, Any] = {
+    "coingecko_markets": {
+        "status": {
+            "error_code": 429,
+            "error_message": "You've exceeded the Rate Limit. Please visit https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits.",
+        }
+    },
+    "okx_tickers": {"code": "50011", "msg": "Too Many Requests", "data": []},
+    "binance_24hr": {
+        "code": -1003,
+        "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+    },
+    "kucoin_alltickers": {"code": "429000", "msg": "Too Many Requests"},
+    "gateio_tickers": {"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
+    "evm_rpc": {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {"code": -32005, "message": "rate limit exceeded"},
+    },
+}
+
+
+def error_answer(family: str) -> Answer:
+    if family in ("rss", "esplora_height"):
+        return Answer(200, "text/html; charset=utf-8", _MAINTENANCE)
+    return _json(_ERROR_BODIES.get(family, {"error": "internal error"}))
+
+
+def rate_limit_answer(family: str) -> Answer:
+    body = _RATE_LIMIT_BODIES.get(family, {"error": "Too Many Requests", "status": 429})
+    return _json(body, status=429)
+
+
+def feed_hosts(providers: list[Provider]) -> dict[str, str]:
+    """Each news provider's site host (stories link there)."""
+    return {
+        p.id: urlsplit(p.base_url).hostname or "news.example"
+        for p in providers
+        if p.category == "news"
+    }
+
+
+def now() -> float:
+    return time.time()
