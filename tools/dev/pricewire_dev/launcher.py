@@ -122,6 +122,15 @@ def _die_with_launcher() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     # each child leads its own process group; anything it spawned goes too
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -205,9 +214,10 @@ class _RunDir:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            while time.monotonic() < deadline and _running(pid):
                 time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 class Launcher:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pricewire_common.testing import free_port
+from pricewire_common.testing import NatsServer, free_port
 from pricewire_dev.console import Console
 from pricewire_dev.exceptions import RunDirBusy
 from pricewire_dev.launcher import Launcher, _RunDir, module_runnable
@@ -261,3 +261,33 @@ def test_one_run_directory_serves_one_launcher(tmp_path: Path) -> None:
 )
 def test_module_runnable_finds_what_python_dash_m_would_run(module: str, runnable: bool) -> None:
     assert module_runnable(module) is runnable
+
+
+def test_a_nats_server_left_by_a_killed_launcher_is_stopped_before_a_new_one(
+    tmp_path: Path,
+) -> None:
+    run_dir = _RunDir(tmp_path / ".run")
+    run_dir.nats_dir.mkdir(parents=True)
+    orphan = NatsServer(run_dir.nats_dir, server_name="pricewire-dev").start()
+    assert orphan.proc is not None
+    try:
+        run_dir.nats_pid_file.write_text(f"{orphan.proc.pid}\n")
+        run_dir.claim()
+        run_dir.stop_stale_nats()
+        # reaped by its parent (this test) once stopped; poll() reaps it
+        assert orphan.proc.wait(30) is not None
+    finally:
+        orphan.stop()
+        run_dir.release()
+
+
+def test_a_pid_file_naming_some_other_process_is_left_alone(tmp_path: Path) -> None:
+    run_dir = _RunDir(tmp_path / ".run")
+    run_dir.nats_dir.mkdir(parents=True)
+    run_dir.nats_pid_file.write_text(f"{os.getpid()}\n")
+    run_dir.claim()
+    try:
+        run_dir.stop_stale_nats()  # this pytest process is no nats-server: untouched
+    finally:
+        run_dir.release()
+    assert _alive(os.getpid())
