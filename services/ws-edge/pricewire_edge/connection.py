@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Flusher"]
 
 log = logging.getLogger("pricewire.edge.ws")
-# the protocol's own logger says "connection open" per client: quiet unless debugging
-_protocol_log = logging.getLogger("websockets.server")
+# The protocol's own logger writes request lines and frames at DEBUG, tokens included (query
+# strings, auth messages): pinned to WARNING whatever the root level, so no token is ever logged.
+_protocol_log = logging.getLogger("pricewire.edge.protocol")
+_protocol_log.setLevel(logging.WARNING)
 
 
 class Flusher:
