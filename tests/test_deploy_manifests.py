@@ -635,12 +635,18 @@ def _compose_cmd() -> list[str]:
     pytest.fail(INSTALL["compose"], pytrace=False)
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without what would change how Compose reads the file."""
+    prefixes = ("PRICEWIRE_", "COMPOSE_", "PORT", "GRAFANA_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 @pytest.mark.parametrize("profile", [None, "simulated"])
 def test_compose_file_is_valid(profile: str | None) -> None:
     cmd = [*_compose_cmd(), "-f", str(REPO / "docker-compose.yml")]
     if profile:
         cmd += ["--profile", profile]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRICEWIRE_", "COMPOSE_"))}
+    env = _clean_env()
     result = _run([*cmd, "config", "-q"], env=env, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     listed = _run([*cmd, "config", "--services"], env=env, cwd=REPO).stdout.split()
@@ -731,6 +737,103 @@ def test_every_service_command_names_a_runnable_module() -> None:
             if (m / path / "__main__.py").exists() or (m / f"{path}.py").exists()
         ]
         assert found, f"`python -m {module}` has no __main__ in the workspace"
+
+
+# -- every PRICEWIRE_* variable we set is a real setting -----------------------------------------
+
+#: module -> the settings class its main() builds
+SETTINGS = {
+    "pricewire_edge": "pricewire_edge.settings:EdgeSettings",
+    "pricewire_registry": "pricewire_registry.settings:RegistrySettings",
+    "pricewire_stats": "pricewire_stats.settings:StatsSettings",
+    "pricewire_ingest": "pricewire_ingest.settings:IngestSettings",
+    "pricewire_ingest.simulator": "pricewire_ingest.simulator.settings:SimulatorSettings",
+}
+#: stand-ins for values Kubernetes fills in at run time (downward API, Secrets)
+RUNTIME_VALUES = {
+    "PRICEWIRE_INSTANCE_ID": "ws-edge-6d9f7c-x2x9q",
+    "PRICEWIRE_SHARD_INDEX": "0",
+    "PRICEWIRE_BROADCAST_TOKEN": "a-broadcast-token-of-enough-length",
+}
+
+
+def _settings_class(module: str) -> Any:
+    import importlib
+
+    path, name = SETTINGS[module].split(":")
+    return getattr(importlib.import_module(path), name)
+
+
+def _env_names(settings_class: Any) -> set[str]:
+    """PRICEWIRE_<FIELD>, and PRICEWIRE_<FIELD>__<SUBFIELD> for a nested settings model."""
+    from pydantic import BaseModel
+
+    names = set()
+    for field, info in settings_class.model_fields.items():
+        names.add(f"PRICEWIRE_{field.upper()}")
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= {
+                f"PRICEWIRE_{field.upper()}__{sub.upper()}" for sub in annotation.model_fields
+            }
+    return names
+
+
+def _deployed_envs() -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(where, module, environment) of every Pricewire process in Compose and the overlays
+    (an empty value: a variable passed through from the shell)."""
+    rendered = _run(
+        [
+            *_compose_cmd(),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--profile",
+            "simulated",
+            "config",
+        ],
+        env=_clean_env(),
+        cwd=REPO,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    for name, service in yaml.safe_load(rendered.stdout)["services"].items():
+        command = service.get("command", [])
+        if command[:2] == ["python", "-m"]:
+            # a variable without a value is passed through from the shell when set there: its
+            # name must still be a setting
+            env = {k: "" if v is None else str(v) for k, v in service["environment"].items()}
+            yield f"compose {name}", command[2], env
+    for overlay in OVERLAYS:
+        docs = _overlay(overlay)
+        config = next(
+            d for d in _kind(docs, "ConfigMap") if d["metadata"]["name"].startswith("pricewire-")
+        )
+        for workload in _workloads(docs):
+            for container in _containers(workload):
+                command = container.get("command", [])
+                if command[:2] != ["python", "-m"]:
+                    continue
+                env = dict(config["data"])
+                for key, value in _env(container).items():
+                    env[key] = value if isinstance(value, str) else RUNTIME_VALUES[key]
+                yield f"{overlay} {workload['metadata']['name']}", command[2], env
+
+
+def test_every_pricewire_variable_deployed_is_a_setting_with_a_valid_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = set()
+    for where, module, env in _deployed_envs():
+        settings_class = _settings_class(module)
+        unknown = {k for k in env if k.startswith("PRICEWIRE_")} - _env_names(settings_class)
+        assert not unknown, f"{where}: {sorted(unknown)} are not settings of {module}"
+        for key in [k for k in os.environ if k.startswith("PRICEWIRE_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            if value:
+                monkeypatch.setenv(key, value)
+        settings_class()  # raises on a value the service would refuse at start
+        seen.add(module)
+    assert seen == set(SETTINGS)
 
 
 # -- AsyncAPI ----------------------------------------------------------------------------------
