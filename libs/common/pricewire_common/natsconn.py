@@ -36,6 +36,7 @@ class NatsLink:
         self.name = name
         self.nc: Client = Client()
         self._down_since: float | None = time.monotonic()
+        self._closing = False
         self.connected = asyncio.Event()
 
     async def connect(self) -> Client:
@@ -80,6 +81,7 @@ class NatsLink:
 
     async def close(self) -> None:
         """Drain (finish in-flight messages, flush publishes) then close."""
+        self._closing = True
         if self.nc.is_connected:
             try:
                 await self.nc.drain()
@@ -102,6 +104,8 @@ class NatsLink:
         if self._down_since is None:
             self._down_since = time.monotonic()
         NATS_CONNECTED.set(0)
+        if self._closing:
+            return  # our own drain, not an outage
         NATS_DISCONNECTS.inc()
         log.warning("nats disconnected")
 
