@@ -269,9 +269,8 @@ def test_every_service_has_a_deployment_with_probes_on_health_and_ready(overlay:
         container = _containers(_one(docs, kind, name))[0]
         assert container["command"] == ["python", "-m", module]
         assert container["ports"] == [{"name": "http", "containerPort": 8000}]
-        assert {"configMapRef": {"name": container["envFrom"][0]["configMapRef"]["name"]}} in (
-            container["envFrom"]
-        )
+        config_maps = [e["configMapRef"]["name"] for e in container["envFrom"]]
+        assert any(n.startswith("pricewire-config-") for n in config_maps), config_maps
         assert container["startupProbe"]["httpGet"]["path"] == "/health"
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
