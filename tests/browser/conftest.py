@@ -183,7 +183,7 @@ class EdgeStack:
             )
             await asyncio.to_thread(self.stats.start, timeout_s=60)
         await asyncio.to_thread(self.start_edge)
-        self.upstream = ScriptedUpstream(self.nats.url)
+        self.upstream = ScriptedUpstream(self.nats.url, provider_stats=self.stats is None)
         await self.upstream.connect()
         self._pump = asyncio.create_task(self.upstream.run(0.5))
 

@@ -27,6 +27,7 @@ from pricewire_contracts import (
     NewsMessage,
     PriceData,
     PriceUpdate,
+    ProviderHealth,
     ProviderStatsData,
     ProviderStatsMessage,
     ProviderStatus,
@@ -77,10 +78,23 @@ NEWS_TITLES = [
 
 
 class ScriptedUpstream:
-    """Publishes a random walk of prices, market snapshots, news, alerts and provider stats."""
+    """Publishes a random walk of prices, market snapshots, news, alerts and provider health.
 
-    def __init__(self, nats_url: str, *, root: str = "pricewire", seed: int = 7) -> None:
+    Provider health goes out as ``ProviderHealth`` events, which the stats service turns into
+    ``provider_stats``; with ``provider_stats=True`` (no stats service running) the upstream
+    publishes ``provider_stats`` itself.
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        root: str = "pricewire",
+        seed: int = 7,
+        provider_stats: bool = False,
+    ) -> None:
         self.nats_url = nats_url
+        self.direct_provider_stats = provider_stats
         self.subjects = SubjectCatalog(root)
         self.rng = random.Random(seed)
         self.prices = dict(START_PRICES)
@@ -149,6 +163,30 @@ class ScriptedUpstream:
             self.subjects.alert("price_threshold"), dumps(AlertMessage(data=alert))
         )
 
+    async def publish_provider_health(self) -> None:
+        outcomes = {
+            "online": "ok",
+            "offline": "timeout",
+            "rate_limited": "rate_limited",
+            "disabled": "disabled",
+        }
+        for pid, name, category, status in PROVIDERS:
+            event = ProviderHealth(
+                provider_id=pid,
+                name=name,
+                category=category,
+                outcome=outcomes[status],
+                status=status,
+                latency_ms=round(self.rng.uniform(40, 600)) if status == "online" else None,
+                breaker="open" if status == "offline" else "closed",
+                success_rate=100.0
+                if status == "online"
+                else (55.0 if status != "offline" else 0.0),
+                window_polls=20,
+                checked_at=utc_timestamp(),
+            )
+            await self.nc.publish(self.subjects.provider_health(pid), dumps(event))
+
     async def publish_provider_stats(self) -> None:
         providers = [
             ProviderStatus(
@@ -181,7 +219,9 @@ class ScriptedUpstream:
         await self.publish_prices()
         if self.tick % 2 == 0:
             await self.publish_market()
-            await self.publish_provider_stats()
+            await self.publish_provider_health()
+            if self.direct_provider_stats:
+                await self.publish_provider_stats()
         if self.tick % 6 == 0:
             await self.publish_news()
         if self.tick % 20 == 5:
@@ -196,7 +236,7 @@ class ScriptedUpstream:
 
 
 async def _main(url: str) -> None:
-    upstream = ScriptedUpstream(url)
+    upstream = ScriptedUpstream(url, provider_stats=True)
     await upstream.connect()
     try:
         await upstream.run()
