@@ -172,10 +172,12 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def _kubernetes_validate() -> Any:
-    try:
-        import kubernetes_validate
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("kubernetes_validate") is None:
         pytest.fail(INSTALL["kubernetes-validate"], pytrace=False)
+    import kubernetes_validate
+
     return kubernetes_validate
 
 
