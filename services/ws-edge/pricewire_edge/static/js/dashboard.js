@@ -407,7 +407,8 @@
   }
 
   var STATUS_FA = { online: 'آنلاین', offline: 'آفلاین', rate_limited: 'محدود شده', disabled: 'غیرفعال' };
-  var STATUS_ORDER = { offline: 0, rate_limited: 1, disabled: 2, online: 3 };
+  // Problems first; providers switched off in the catalog last.
+  var STATUS_ORDER = { offline: 0, rate_limited: 1, online: 2, disabled: 3 };
   var BREAKER_FA = { closed: 'بسته', open: 'باز', half_open: 'نیمه‌باز' };
 
   function renderProviders() {
