@@ -63,6 +63,8 @@ _READY_POLL_S = 0.25
 _OUTPUT_LINE_LIMIT = 1024 * 1024
 _NATS_SERVER_NAME = "pricewire-dev"
 _PR_SET_PDEATHSIG = 1
+# Signals closer together than this are one Ctrl-C delivered twice (see on_signal).
+_SAME_CTRL_C_S = 1.0
 # SIGHUP: the terminal that ran `make run` was closed
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -283,12 +285,20 @@ class Launcher:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
+        first_at: list[float] = []
 
         def on_signal(sig: signal.Signals) -> None:
-            if self._stop.is_set():
+            now = loop.time()
+            if not first_at:
+                first_at.append(now)
+                self._stop.set()
+            elif now - first_at[0] < _SAME_CTRL_C_S:
+                # Under `uv run` one Ctrl-C arrives twice: from the terminal to the whole
+                # foreground process group, and forwarded by uv. Only a later one hurries.
+                log.debug("repeated signal ignored", extra={"signal": sig.name})
+            elif not self._hurry.is_set():
                 log.warning("second signal: killing what is left now", extra={"signal": sig.name})
                 self._hurry.set()
-            self._stop.set()
 
         for sig in _SIGNALS:
             loop.add_signal_handler(sig, on_signal, sig)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,7 +143,8 @@ async def test_starts_routes_and_stops_everything_in_order(
     assert (registry["instance"], registry["path"]) == ("registry-1", "/api/sessions")
 
     env = edge["env"]
-    assert env["PRICEWIRE_PORT"] == str(harness.launcher.settings.ports_from + 1)
+    edge_plan = next(c.plan for c in harness.launcher.children if c.name == "ws-edge")
+    assert env["PRICEWIRE_PORT"] == str(edge_plan.port)  # ports_from+1 unless that was taken
     assert env["PRICEWIRE_NATS_URL"] == harness.launcher.nats.url  # type: ignore[union-attr]
     assert env["PRICEWIRE_LOG_FILE"] == str(tmp_path / "logs" / "app.log")
     assert env["PRICEWIRE_DEV_MODE"] == "true"
@@ -291,3 +293,30 @@ def test_a_pid_file_naming_some_other_process_is_left_alone(tmp_path: Path) -> N
     finally:
         run_dir.release()
     assert _alive(os.getpid())
+
+
+async def test_one_ctrl_c_delivered_twice_drains_and_a_later_one_kills(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    harness = Harness(tmp_path, "edge-1=stubborn", stop_timeout_s=120.0)
+    run = asyncio.create_task(harness.launcher.run())
+    try:
+        await _until(lambda: "Pricewire is up" in harness.output or run.done())
+        assert not run.done()
+        # as under `uv run`: the terminal's SIGINT and uv's forwarded copy, back to back
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        await _until(lambda: any(r.getMessage() == "stopping" for r in caplog.records))
+        await asyncio.sleep(1.5)
+        assert not run.done(), "the stubborn edge is still in its grace period"
+        assert not harness.launcher._hurry.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(run, 60) == 0
+    finally:
+        if not run.done():  # a failed assertion must not leave processes behind
+            harness.launcher._hurry.set()
+            harness.launcher.request_stop()
+            await asyncio.wait_for(run, 60)
+    killed = [r for r in caplog.records if r.getMessage() == "killing on the second signal"]
+    assert [r.__dict__["service"] for r in killed] == ["ws-edge"]
