@@ -66,7 +66,10 @@ async def test_dashboard_shows_prices_and_provider_health_from_the_edge(
     )
     # Market summary and news.
     assert await page.text_content("#sum-symbols") == "7"
-    assert (await page.text_content("#sum-market-cap") or "").startswith("$")
+    await page.wait_for_function(
+        "() => document.getElementById('sum-market-cap').textContent.startsWith('$')",
+        timeout=LOADED,
+    )
     await page.wait_for_function(
         "() => document.querySelectorAll('#news-list li').length >= 1", timeout=LOADED
     )
