@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,38 @@ def parse(catalog: Catalog) -> Callable[..., PollData]:
 @pytest.fixture
 def now() -> float:
     return NOW
+
+
+class SimFetcher:
+    """A Fetcher answering from an in-process Simulator (no sockets): engine tests run the
+    real adapters on the real simulated shapes, with the simulator's faults."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+        self.requests: list[str] = []
+
+    async def fetch(self, spec: Any, *, timeout_s: float) -> RawResponse:
+        from pricewire_ingest.errors import PollTimeout
+
+        pid = spec.url.split("://", 1)[1].split("/")[1]
+        self.requests.append(pid)
+        fault = self.sim.faults.get(pid)
+        if fault is not None and fault.mode == "timeout":
+            raise PollTimeout(f"no complete answer within {timeout_s:g} s")
+        answer = await self.sim.answer(self.sim.providers[pid])
+        headers = {"content-type": answer.content_type}
+        if answer.status == 429:
+            headers["retry-after"] = f"{fault.retry_after_s:g}" if fault else "5"
+        return RawResponse(answer.status, answer.body, headers)
+
+
+@pytest.fixture
+def simulator(catalog: Catalog) -> Any:
+    from pricewire_ingest.simulator.server import Simulator
+
+    return Simulator(catalog, seed=7, jump_interval_s=0)
+
+
+@pytest.fixture
+def sim_fetcher(simulator: Any) -> SimFetcher:
+    return SimFetcher(simulator)

@@ -1,0 +1,101 @@
+"""The engine on a real nats-server, polling the simulator over real HTTP: prices, health and
+news arrive on their subjects; the news stream drops a story published twice; a restart reads
+the ids of recent stories back from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from pricewire_common.streams import StreamLimits, ensure_streams
+from pricewire_common.testing import free_port
+from pricewire_contracts import Group, PriceUpdate, ProviderHealth
+from pricewire_ingest.catalog import Catalog
+from pricewire_ingest.engine import IngestEngine
+from pricewire_ingest.httpserver import HttpServer
+from pricewire_ingest.poller import HttpFetcher
+from pricewire_ingest.service import NatsPublisher, collect_keys, recent_news_ids
+from pricewire_ingest.settings import IngestSettings
+from pricewire_ingest.simulator.server import create_app
+
+
+@pytest.fixture
+async def simulator_url(simulator: Any) -> AsyncIterator[str]:
+    server = HttpServer(create_app(simulator), host="127.0.0.1", port=free_port(), graceful_s=1)
+    await server.start()
+    yield f"http://127.0.0.1:{server.port}"
+    simulator.closing.set()
+    await server.stop()
+
+
+async def test_engine_publishes_prices_health_and_news_on_nats(
+    nats_server: Any, nats_client: Any, simulator_url: str, catalog: Catalog
+) -> None:
+    settings = IngestSettings(
+        nats_url=nats_server.url,
+        provider_base_url_override=simulator_url,
+        poll_interval_scale=0.02,
+        initial_spread_s=1.0,
+        request_timeout_s=3.0,
+        price_tick_s=0.2,
+    )
+    subjects = settings.subjects
+    js = nats_client.jetstream()
+    await ensure_streams(js, subjects, StreamLimits(history_s=60))
+    got: dict[str, list[Any]] = {"price": [], "health": [], "news": []}
+
+    async def collect(msg: Any) -> None:
+        kind = (
+            "price"
+            if ".price." in msg.subject
+            else "health"
+            if ".health." in msg.subject
+            else "news"
+        )
+        got[kind].append(orjson.loads(msg.data))
+
+    for subject in (subjects.price("BTC"), subjects.provider_health_all, subjects.news):
+        await nats_client.subscribe(subject, cb=collect)
+    fetcher = HttpFetcher()
+    engine = IngestEngine(
+        settings,
+        catalog,
+        fetcher=fetcher,
+        publisher=NatsPublisher(nats_client),
+        keys=collect_keys(catalog, {}, simulated=False),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        for _ in range(300):
+            if (
+                got["price"]
+                and got["news"]
+                and len({h["provider_id"] for h in got["health"]}) >= 150
+            ):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await fetcher.aclose()
+    price = PriceUpdate.model_validate(got["price"][-1])
+    assert price.data.symbol == "BTC" and price.data.sources >= 3 and not price.data.stale
+    health = [ProviderHealth.model_validate(h) for h in got["health"]]
+    assert len({h.provider_id for h in health}) >= 150
+    assert {h.status for h in health} <= {"online", "disabled"}
+    ids = [n["data"]["id"] for n in got["news"]]
+    assert len(ids) == len(set(ids))
+
+    info = await js.stream_info(subjects.stream(Group.NEWS))
+    stored = info.state.messages
+    assert stored == len(ids)
+    # a second publisher (another shard, a restarted ingest) repeats a story: the stream drops it
+    await nats_client.publish(subjects.news, b"{}", headers={"Nats-Msg-Id": ids[0]})
+    await nats_client.flush()
+    assert (await js.stream_info(subjects.stream(Group.NEWS))).state.messages == stored
+    assert sorted(await recent_news_ids(js, subjects)) == sorted(ids)
