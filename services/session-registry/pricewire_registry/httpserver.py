@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -23,6 +24,8 @@ class HttpServer:
     """``await start()`` returns once the port is bound; ``await stop()`` lets requests finish."""
 
     def __init__(self, app: Any, *, host: str, port: int) -> None:
+        # the service logs its own start and stop; uvicorn's banners would only repeat them
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         config = uvicorn.Config(
             app,
             host=host,
