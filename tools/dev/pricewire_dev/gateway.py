@@ -352,7 +352,12 @@ class Gateway:
                     extra={"upstream": str(exchange.upstream), "reason": repr(exc)},
                 )
                 exchange.status = 502
-                writer.write(error_response(502, f"{exchange.upstream} closed without answering"))
+                what = (
+                    f"answered with something other than HTTP ({exc})"
+                    if isinstance(exc, ProxyError)
+                    else "closed without answering"
+                )
+                writer.write(error_response(502, f"{exchange.upstream} {what}"))
                 await writer.drain()
                 return False
             if not upload.done():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -377,3 +378,39 @@ async def test_closing_the_gateway_ends_open_websockets() -> None:
             await asyncio.wait_for(ws.wait_closed(), 30)
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", gateway.port)
+
+
+async def test_an_oversized_request_head_gets_431(stack: Stack) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.gateway.port)
+    writer.write(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 30)
+    assert data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    writer.close()
+    with contextlib.suppress(ConnectionResetError):
+        await writer.wait_closed()
+
+
+async def test_an_upstream_answering_garbage_gets_502() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    gateway = Gateway(
+        {
+            Upstream.EDGE: UpstreamAddress("127.0.0.1", port),
+            Upstream.REGISTRY: UpstreamAddress("127.0.0.1", free_port()),
+        },
+        port=0,
+    )
+    try:
+        async with gateway, httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{gateway.port}/health")
+        assert response.status_code == 502
+        assert "ws-edge answered with something other than HTTP" in response.text
+    finally:
+        upstream.close()
+        await upstream.wait_closed()
