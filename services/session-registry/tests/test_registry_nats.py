@@ -496,3 +496,38 @@ async def test_health_ready_metrics_and_openapi(registry: RegistryService) -> No
             "/api/broadcast",
         } <= set(spec["paths"])
         assert (await http.get("/docs")).status_code == 200
+
+
+async def test_the_registry_carries_on_after_a_nats_restart(
+    nats_server: NatsServer, registry: RegistryService
+) -> None:
+    import nats
+
+    before = nats.NATS()
+    await before.connect(nats_server.url)
+    kept = await Edge(before, "edge-a", interval=60).open()
+    await before.close()
+    async with client_for(registry) as http:
+
+        async def listed(sid: str) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return sid in (await sessions_of(http))["sessions"]
+
+            return check
+
+        await eventually(await listed(kept))
+        nats_server.kill()
+        await asyncio.to_thread(nats_server.start)
+        after = nats.NATS()
+        await after.connect(nats_server.url)
+        try:
+            late = await Edge(after, "edge-a", interval=60).open()
+            await eventually(await listed(late), within=60)
+            assert kept in (await sessions_of(http))["sessions"]
+
+            async def ready_again() -> bool:
+                return (await http.get("/ready")).status_code == 200
+
+            await eventually(ready_again, within=60)
+        finally:
+            await after.close()

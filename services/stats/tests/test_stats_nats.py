@@ -279,3 +279,34 @@ async def test_health_ready_and_metrics(stats: StatsService, nats_client: Any) -
         assert (await http.get("/ready")).status_code == 200
         metrics = (await http.get("/metrics")).text
     assert 'pricewire_stats_requests_total{with_report="false"}' in metrics
+
+
+async def test_stats_carries_on_after_a_nats_restart(
+    nats_server: NatsServer, stats: StatsService
+) -> None:
+    import nats
+
+    nc = await nats.connect(nats_server.url)
+    await publish_report(nc, report("edge-a", total_sessions=5))
+
+    async def counted(nc: Any = nc) -> bool:
+        return (await ask(nc))["data"]["total_sessions"] == 5
+
+    await eventually(counted)
+    await nc.close()
+    nats_server.kill()
+    await asyncio.to_thread(nats_server.start)
+    nc = await nats.connect(nats_server.url)
+    try:
+        async def counted_again() -> bool:
+            # like an edge, report again and again: a report sent before stats reconnects is lost
+            await publish_report(nc, report("edge-a", seq=2, total_sessions=6))
+            try:
+                data = (await ask(nc))["data"]
+            except Exception:  # stats is still reconnecting
+                return False
+            return bool(data["total_sessions"] == 6)
+
+        await eventually(counted_again, within=60)
+    finally:
+        await nc.close()
