@@ -69,6 +69,7 @@ class RegistryService:
         self._pull: Any = None
         self._blind = False
         self._last_gc = time.monotonic()
+        self._fetch_failing_since: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,7 +133,13 @@ class RegistryService:
             and self.consuming.is_set()
             and not self._stopping.is_set()
             and self.link.ready(max_outage_s=self.settings.max_outage_s)
+            and not self._consumer_broken()
         )
+
+    def _consumer_broken(self) -> bool:
+        # e.g. the stream or consumer is gone (a NATS store wiped): a restart recreates them
+        since = self._fetch_failing_since
+        return since is not None and time.monotonic() - since > self.settings.max_outage_s
 
     # -- session events -------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -141,13 +148,17 @@ class RegistryService:
             try:
                 msgs = await self._pull.fetch(batch=_FETCH_BATCH, timeout=1.0)
             except TimeoutError:  # nothing new (nats raises asyncio's TimeoutError here)
+                self._fetch_failing_since = None
                 continue
-            except Exception:
+            except Exception as exc:
                 if self._stopping.is_set():
                     return
-                log.warning("fetching session events failed; retrying", exc_info=True)
-                await asyncio.sleep(0.5)
+                if self._fetch_failing_since is None:
+                    self._fetch_failing_since = time.monotonic()
+                log.warning("fetching session events failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
                 continue
+            self._fetch_failing_since = None
             await self._handle_batch(msgs)
 
     async def _handle_batch(self, msgs: list[Any]) -> None:
