@@ -18,7 +18,7 @@ __all__ = ["ConsoleFormatter", "JsonFormatter", "setup_logging"]
 
 _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
