@@ -6,6 +6,7 @@ No process, socket or clock in here, so it is unit-tested with plain values.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -114,6 +115,11 @@ def find(rows: Iterable[Row], scenario: Scenario, target: str) -> Row | None:
     return None
 
 
+def clients_of(rows: Iterable[Row], scenario: Scenario) -> int:
+    """The planned size of a scenario, even when it failed or was not measured."""
+    return max((row.clients for row in rows if row.scenario == scenario), default=0)
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b <= 0:
         return None
@@ -131,7 +137,7 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
     out: list[Verdict] = []
     e_fan, n_fan = find(rows, "fanout", "edge"), find(rows, "fanout", "naive")
     r = ratio(e_fan and e_fan.deliveries_per_s, n_fan and n_fan.deliveries_per_s)
-    clients = e_fan.clients if e_fan else 0
+    clients = clients_of(rows, "fanout")
     out.append(
         Verdict(
             target=f"deliveries/s >= {RATIO_TARGET:g}x naive at {clients:,} clients",
@@ -165,7 +171,7 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
         )
     out.append(
         Verdict(
-            target=f"p99 < {P99_TARGET_MS:g} ms at {lat.clients if lat else 0:,} clients",
+            target=f"p99 < {P99_TARGET_MS:g} ms at {clients_of(rows, 'latency'):,} clients",
             met=met,
             detail=detail,
         )
@@ -182,7 +188,7 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
     setup = idle.setup_s if idle else None
     out.append(
         Verdict(
-            target=f"{idle.clients if idle else 0:,} clients welcomed within {SETUP_TARGET_S:g} s",
+            target=f"{clients_of(rows, 'idle'):,} clients welcomed within {SETUP_TARGET_S:g} s",
             met=None
             if setup is None or idle is None
             else setup <= SETUP_TARGET_S and idle.connected == idle.clients,
@@ -202,12 +208,12 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
         )
     )
     rs = next((row for row in rows if row.scenario == "restart" and row.target == "edge"), None)
-    if rs is None or rs.status == "n/a":
+    if rs is None or rs.status != "ok":
         out.append(
             Verdict(
                 target="clients back within the drain window after a restart",
                 met=None,
-                detail=f"n/a: {rs.note}" if rs else "n/a",
+                detail=f"{rs.status}: {rs.note}" if rs else "n/a",
             )
         )
     else:
@@ -310,11 +316,45 @@ def ratios(rows: Sequence[Row]) -> list[str]:
     return out
 
 
+def profile_summary(raw: Iterable[str], top: int = 25) -> str:
+    """Top functions of a py-spy ``--format raw`` profile (``frame;frame;... count`` lines).
+
+    >>> print(profile_summary(["main;work 3", "main;idle 1"], top=2))
+    4 samples
+    inclusive:
+      100.0%  main
+       75.0%  work
+    self:
+       75.0%  work
+       25.0%  idle
+    """
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw:
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    if not total:
+        return "no samples\n"
+    lines = [f"{total} samples", "inclusive:"]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    lines.append("self:")
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
 def summary_line(rows: Sequence[Row]) -> str:
     """The last line `make bench` prints (the issue's format)."""
     e_fan, n_fan = find(rows, "fanout", "edge"), find(rows, "fanout", "naive")
     r = ratio(e_fan and e_fan.deliveries_per_s, n_fan and n_fan.deliveries_per_s)
-    n = (e_fan or n_fan).clients if (e_fan or n_fan) else 0
+    n = clients_of(rows, "fanout")
     lat = find(rows, "latency", "edge")
     idle = find(rows, "idle", "edge")
     return (

@@ -12,6 +12,7 @@ from bench.report import (
     cpu_per_delivery_us,
     kib_per_connection,
     percentile,
+    profile_summary,
     ratios,
     summary_line,
     table,
@@ -116,3 +117,11 @@ def test_table_has_a_line_per_row_and_ratios_name_both_references() -> None:
     lines = ratios(rows)
     assert any("edge/naive deliveries ratio 6.00" in line for line in lines)
     assert any("edge/nats-ws deliveries ratio 0.75" in line for line in lines)
+
+
+def test_profile_summary_counts_inclusive_and_self_samples() -> None:
+    raw = ["main;loop;fanout 6", "main;loop;accept 3", "main;gc 1", "garbage line"]
+    text = profile_summary(raw, top=3)
+    assert text.splitlines()[0] == "10 samples"
+    assert "  100.0%  main" in text
+    assert "   60.0%  fanout" in text
