@@ -215,9 +215,17 @@ async def edge_stack(tmp_path: Path) -> AsyncIterator[EdgeStack]:
 
 
 def _free_block(size: int) -> int:
-    """A base port N with N+1 .. N+size all free (the launcher's --ports-from)."""
+    """A base port N with N+1 .. N+size all free (the launcher's --ports-from).
+
+    Taken below the kernel's ephemeral range, where other tests' free ports (bound to port 0)
+    cannot land between this check and the launcher's bind.
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    top = max(low, 12000) - size - 1
     for _ in range(200):
-        base = random.randint(20000, 60000 - size)
+        base = random.randint(10000, top)
         ok = True
         for port in range(base + 1, base + size + 1):
             with socket.socket() as s:
@@ -275,6 +283,8 @@ class FullStack:
             str(self.tmp / "run"),
             "--log-file",
             str(self.tmp / "app.log"),
+            "--ready-timeout",
+            str(timeout_s),
         ]
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
