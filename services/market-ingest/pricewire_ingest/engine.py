@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pricewire_common.encoding import dumps
 from pricewire_contracts import (
@@ -44,6 +44,7 @@ from .adapters import (
     build_request,
     evaluate,
 )
+from .adapters.base import opt_float, price_value
 from .catalog import Asset, Catalog, Provider, disabled_reason
 from .core.alerts import Alert, AlertEngine, AlertRules
 from .core.breaker import CircuitBreaker
@@ -54,7 +55,7 @@ from .core.limits import TokenBucket
 from .core.news import NewsDeduplicator
 from .core.schedule import PollTiming, Scheduler, next_poll_at
 from .errors import PollFailure, PollOutcome, RateLimited
-from .quotes import NewsEntry, PollData
+from .quotes import NewsEntry, PollData, PriceQuote
 from .settings import IngestSettings
 
 __all__ = ["Fetcher", "IngestEngine", "MemoryPublisher", "PollReport", "Publisher"]
@@ -244,11 +245,14 @@ class IngestEngine:
         self._started.set()
         loops = [
             self._poll_loop(stop),
-            self._every(self.settings.price_tick_s, self.publish_prices, stop),
-            self._every(self.settings.market_interval_s, self.publish_market, stop),
             self._every(min(5.0, self.settings.health_refresh_s), self.refresh_health, stop),
             self._every(2.0, self.publish_provider_alerts, stop),
         ]
+        if self.settings.publishes_prices:
+            loops += [
+                self._every(self.settings.price_tick_s, self.publish_prices, stop),
+                self._every(self.settings.market_interval_s, self.publish_market, stop),
+            ]
         if not self.settings.simulated:
             loops.append(self._watch_network(stop))
         try:
@@ -403,14 +407,55 @@ class IngestEngine:
             retry_after_s=retry_after,
             shard=self.settings.shard_index,
         )
-        await self._publish_health(state, health)
+        forwarded = None
+        if self.settings.forwards_quotes and report.data is not None and report.data.quotes:
+            # the consensus shard reads these (an optional field other readers ignore)
+            forwarded = health.model_copy(
+                update={"quotes": [_quote_json(q) for q in report.data.quotes]}
+            )
+        await self._publish_health(state, health, forwarded)
 
-    async def _publish_health(self, state: _ProviderState, health: ProviderHealth) -> None:
+    def add_remote_quotes(self, event: Mapping[str, Any]) -> int:
+        """Quotes another shard forwarded in a ProviderHealth event; returns how many were kept.
+
+        Only the consensus shard calls this; its own events and malformed entries are ignored.
+        """
+        if event.get("shard") == self.settings.shard_index or not isinstance(
+            event.get("quotes"), list
+        ):
+            return 0
+        provider_id = str(event.get("provider_id", ""))
+        if event.get("category") in _AGGREGATE_CATEGORIES:
+            self._aggregators.add(provider_id)
+        symbols = {a.symbol for a in self.assets}
+        kept = []
+        for raw in event["quotes"]:
+            try:
+                quote = PriceQuote(
+                    symbol=str(raw["symbol"]),
+                    price=price_value(raw["price"]),
+                    provider_id=provider_id,
+                    observed_at=float(raw["observed_at"]),
+                    change_24h=opt_float(raw.get("change_24h")),
+                    market_cap=opt_float(raw.get("market_cap")),
+                    volume_24h=opt_float(raw.get("volume_24h")),
+                )
+            except (KeyError, TypeError, ValueError, PollFailure):
+                continue
+            if quote.symbol in symbols:
+                kept.append(quote)
+        self.book.add(kept)
+        return len(kept)
+
+    async def _publish_health(
+        self, state: _ProviderState, health: ProviderHealth, sent: ProviderHealth | None = None
+    ) -> None:
+        """Publish ``sent`` (default ``health``); ``health`` is what a refresh re-sends later,
+        so forwarded quotes are never re-sent stale."""
         state.last_report = health
         state.last_report_at = self.clock()
-        await self._publish(
-            "health", self.subjects.provider_health(health.provider_id), dumps(health)
-        )
+        subject = self.subjects.provider_health(health.provider_id)
+        await self._publish("health", subject, dumps(sent or health))
 
     async def _consume(self, state: _ProviderState, data: PollData) -> None:
         if data.quotes:
@@ -645,6 +690,17 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _quote_json(quote: PriceQuote) -> dict[str, Any]:
+    return {
+        "symbol": quote.symbol,
+        "price": quote.price,
+        "observed_at": round(quote.observed_at, 3),
+        "change_24h": quote.change_24h,
+        "market_cap": quote.market_cap,
+        "volume_24h": quote.volume_24h,
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -10,9 +10,11 @@ import os
 from collections.abc import Mapping
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from pricewire_common.encoding import loads
 from pricewire_common.natsconn import NatsLink
 from pricewire_common.runtime import shutdown_event
 from pricewire_common.streams import StreamLimits, ensure_streams
@@ -96,6 +98,21 @@ async def recent_news_ids(
     return ids
 
 
+async def _follow_other_shards(nc: Client, settings: IngestSettings, engine: IngestEngine) -> None:
+    """The consensus shard takes the quotes the other shards forward in their health events."""
+
+    async def on_health(msg: Msg) -> None:
+        try:
+            event = loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(event, dict):
+            engine.add_remote_quotes(event)
+
+    await nc.subscribe(settings.subjects.provider_health_all, cb=on_health)
+    log.info("consensus shard: following the quotes of the other shards")
+
+
 async def serve(settings: IngestSettings) -> None:
     catalog = load_catalog(settings.catalog_file, families=ADAPTERS)
     keys = collect_keys(
@@ -135,6 +152,8 @@ async def serve(settings: IngestSettings) -> None:
             settings, catalog, fetcher=fetcher, publisher=NatsPublisher(nc), keys=keys
         )
         engine.news.remember(await recent_news_ids(js, settings.subjects))
+        if settings.shard_count > 1 and settings.publishes_prices:
+            await _follow_other_shards(nc, settings, engine)
         await engine.run(stop)
     finally:
         log.info("ingest stopping")

@@ -28,6 +28,12 @@ class IngestSettings(ServiceSettings):
     shard_count: int = Field(
         default=1, ge=1, description="How many ingest replicas split the catalog"
     )
+    consensus_shard: int = Field(
+        default=0,
+        ge=0,
+        description="The shard that publishes prices and market updates; the others forward "
+        "their quotes to it inside their ProviderHealth events",
+    )
 
     # -- polling -----------------------------------------------------------------------
     poll_concurrency: int = Field(default=32, ge=1, le=1024, description="Polls in flight at most")
@@ -95,6 +101,14 @@ class IngestSettings(ServiceSettings):
                 f"shard_index {self.shard_index} must be below shard_count {self.shard_count}"
             )
         return self
+
+    @property
+    def publishes_prices(self) -> bool:
+        return self.shard_index == self.consensus_shard % self.shard_count
+
+    @property
+    def forwards_quotes(self) -> bool:
+        return self.shard_count > 1 and not self.publishes_prices
 
     @property
     def simulated(self) -> bool:

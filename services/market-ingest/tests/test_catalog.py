@@ -171,3 +171,9 @@ def test_duplicate_ids_and_unknown_families_are_refused(tmp_path: Path) -> None:
         load_catalog(_write(tmp_path, _minimal(family="nope")), families=ADAPTERS)
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "missing.json")
+
+
+def test_docs_list_every_provider(catalog: Catalog) -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "providers.md").read_text()
+    missing = [p.id for p in catalog.providers if f"| `{p.id}` |" not in doc]
+    assert missing == [], "add them to docs/providers.md"

@@ -264,3 +264,44 @@ async def test_live_mode_without_network_says_so_once(
     assert "no provider answered" in errors[0]
     statuses = {h["status"] for h in published(pub, "provider.health.")}
     assert statuses == {"offline", "disabled"}
+
+
+async def test_shards_split_polling_and_one_publishes_the_consensus_of_all(
+    catalog: Catalog, sim_fetcher: Any
+) -> None:
+    zero, pub0 = make_engine(catalog, sim_fetcher, shard_index=0, shard_count=2)
+    one, pub1 = make_engine(catalog, sim_fetcher, shard_index=1, shard_count=2)
+    assert zero.settings.publishes_prices and not one.settings.publishes_prices
+    assert set(zero.states).isdisjoint(one.states)
+    assert set(zero.states) | set(one.states) == {p.id for p in catalog.providers}
+    for engine in (zero, one):
+        for pid in price_providers(catalog):
+            if pid in engine.states and not engine.states[pid].disabled:
+                await engine.poll(pid)
+    forwarded = [h for h in published(pub1, "provider.health.") if h.get("quotes")]
+    assert forwarded and all(h["shard"] == 1 for h in forwarded)
+    assert not any(h.get("quotes") for h in published(pub0, "provider.health."))
+    own = len(zero.book.quotes("BTC"))
+    kept = sum(zero.add_remote_quotes(h) for h in published(pub1, "provider.health."))
+    assert kept > 0
+    assert zero.add_remote_quotes(published(pub0, "provider.health.")[0]) == 0  # its own: ignored
+    assert (
+        zero.add_remote_quotes(
+            {
+                "shard": 1,
+                "provider_id": "x",
+                "quotes": [{"symbol": "BTC", "price": -1, "observed_at": 1}],
+            }
+        )
+        == 0
+    )
+    await zero.publish_prices()
+    (btc,) = [PriceUpdate.model_validate(m) for m in published(pub0, "price.BTC")]
+    assert btc.data.sources == len(zero.book.quotes("BTC")) > own
+    # a refresh re-sends the last report without the (by then stale) quotes
+    state = next(
+        s
+        for s in one.states.values()
+        if s.last_report is not None and s.provider.id in price_providers(catalog)
+    )
+    assert "quotes" not in (state.last_report.model_extra or {})

@@ -88,14 +88,71 @@ async def test_engine_publishes_prices_health_and_news_on_nats(
     health = [ProviderHealth.model_validate(h) for h in got["health"]]
     assert len({h.provider_id for h in health}) >= 150
     assert {h.status for h in health} <= {"online", "disabled"}
+    await nats_client.flush()
+    stored = 0
+    for _ in range(100):  # the stream and our subscription both settle on every story
+        stored = (await js.stream_info(subjects.stream(Group.NEWS))).state.messages
+        if stored == len(got["news"]):
+            break
+        await asyncio.sleep(0.05)
     ids = [n["data"]["id"] for n in got["news"]]
     assert len(ids) == len(set(ids))
-
-    info = await js.stream_info(subjects.stream(Group.NEWS))
-    stored = info.state.messages
     assert stored == len(ids)
     # a second publisher (another shard, a restarted ingest) repeats a story: the stream drops it
     await nats_client.publish(subjects.news, b"{}", headers={"Nats-Msg-Id": ids[0]})
     await nats_client.flush()
     assert (await js.stream_info(subjects.stream(Group.NEWS))).state.messages == stored
     assert sorted(await recent_news_ids(js, subjects)) == sorted(ids)
+
+
+async def test_two_shards_on_nats_publish_one_consensus_of_both(
+    nats_server: Any, nats_client: Any, simulator_url: str, catalog: Catalog
+) -> None:
+    from pricewire_ingest.service import _follow_other_shards
+
+    def settings(index: int) -> IngestSettings:
+        return IngestSettings(
+            nats_url=nats_server.url,
+            provider_base_url_override=simulator_url,
+            simulated_keys=True,
+            shard_index=index,
+            shard_count=2,
+            poll_interval_scale=0.05,
+            initial_spread_s=0.5,
+            price_tick_s=0.2,
+        )
+
+    prices: list[PriceUpdate] = []
+
+    async def on_price(msg: Any) -> None:
+        prices.append(PriceUpdate.model_validate(orjson.loads(msg.data)))
+
+    await nats_client.subscribe(settings(0).subjects.price("BTC"), cb=on_price)
+    fetcher = HttpFetcher()
+    keys = collect_keys(catalog, {}, simulated=True)
+    engines = [
+        IngestEngine(
+            settings(i), catalog, fetcher=fetcher, publisher=NatsPublisher(nats_client), keys=keys
+        )
+        for i in (0, 1)
+    ]
+    await _follow_other_shards(nats_client, settings(0), engines[0])
+    shard1_btc = {
+        pid
+        for pid, st in engines[1].states.items()
+        if st.provider.category in ("exchange", "market_data") and not st.disabled
+    }
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(e.run(stop)) for e in engines]
+    try:
+        for _ in range(200):
+            if prices and shard1_btc & {q.provider_id for q in engines[0].book.quotes("BTC")}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)
+        await fetcher.aclose()
+    assert prices
+    assert shard1_btc & {q.provider_id for q in engines[0].book.quotes("BTC")}
+    assert not engines[1].prices  # shard 1 never computes nor publishes a price
