@@ -145,7 +145,7 @@ class Client:
         self.fleet.on_disconnected(self)
 
 
-class PricewireListener(WSListener):  # type: ignore[misc]
+class PricewireListener(WSListener):
     def __init__(self, client: Client) -> None:
         super().__init__()
         self.client = client
@@ -178,7 +178,7 @@ class PricewireListener(WSListener):  # type: ignore[misc]
         self.client.on_disconnected()
 
 
-class NatsListener(WSListener):  # type: ignore[misc]
+class NatsListener(WSListener):
     def __init__(self, client: Client, subject: str) -> None:
         super().__init__()
         self.client = client

@@ -120,6 +120,14 @@ def clients_of(rows: Iterable[Row], scenario: Scenario) -> int:
     return max((row.clients for row in rows if row.scenario == scenario), default=0)
 
 
+def val(row: Row | None, name: str) -> float | None:
+    """One figure of a row that may be missing."""
+    if row is None:
+        return None
+    value = getattr(row, name)
+    return None if value is None else float(value)
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b <= 0:
         return None
@@ -136,7 +144,7 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
     """Where the edge stands against each target of the issue."""
     out: list[Verdict] = []
     e_fan, n_fan = find(rows, "fanout", "edge"), find(rows, "fanout", "naive")
-    r = ratio(e_fan and e_fan.deliveries_per_s, n_fan and n_fan.deliveries_per_s)
+    r = ratio(val(e_fan, "deliveries_per_s"), val(n_fan, "deliveries_per_s"))
     clients = clients_of(rows, "fanout")
     out.append(
         Verdict(
@@ -146,16 +154,16 @@ def verdicts(rows: Sequence[Row]) -> list[Verdict]:
         )
     )
     c = ratio(
-        n_fan and n_fan.cpu_us_per_delivery,
-        e_fan and e_fan.cpu_us_per_delivery,
+        val(n_fan, "cpu_us_per_delivery"),
+        val(e_fan, "cpu_us_per_delivery"),
     )
     out.append(
         Verdict(
             target=f"cpu/delivery <= 1/{RATIO_TARGET:g} of naive",
             met=None if c is None else c >= RATIO_TARGET,
             detail=(
-                f"{_fmt(e_fan and e_fan.cpu_us_per_delivery, 2)} us vs "
-                f"{_fmt(n_fan and n_fan.cpu_us_per_delivery, 2)} us (1/{_fmt(c, 2)})"
+                f"{_fmt(val(e_fan, 'cpu_us_per_delivery'), 2)} us vs "
+                f"{_fmt(val(n_fan, 'cpu_us_per_delivery'), 2)} us (1/{_fmt(c, 2)})"
             ),
         )
     )
@@ -300,11 +308,11 @@ def table(rows: Sequence[Row]) -> str:
 def ratios(rows: Sequence[Row]) -> list[str]:
     out = []
     for scenario in ("fanout", "latency"):
-        edge = find(rows, scenario, "edge")  # type: ignore[arg-type]
+        edge = find(rows, scenario, "edge")
         if edge is None:
             continue
         for ref in ("naive", "nats-ws"):
-            other = find(rows, scenario, ref)  # type: ignore[arg-type]
+            other = find(rows, scenario, ref)
             if other is None:
                 continue
             r = ratio(edge.deliveries_per_s, other.deliveries_per_s)
@@ -353,13 +361,13 @@ def profile_summary(raw: Iterable[str], top: int = 25) -> str:
 def summary_line(rows: Sequence[Row]) -> str:
     """The last line `make bench` prints (the issue's format)."""
     e_fan, n_fan = find(rows, "fanout", "edge"), find(rows, "fanout", "naive")
-    r = ratio(e_fan and e_fan.deliveries_per_s, n_fan and n_fan.deliveries_per_s)
+    r = ratio(val(e_fan, "deliveries_per_s"), val(n_fan, "deliveries_per_s"))
     n = clients_of(rows, "fanout")
     lat = find(rows, "latency", "edge")
     idle = find(rows, "idle", "edge")
     return (
         f"bench: edge/naive deliveries ratio {_fmt(r, 2)} at {n} clients; "
-        f"p99 {_fmt(lat and lat.p99_ms)} ms; "
-        f"cpu/delivery {_fmt(e_fan and e_fan.cpu_us_per_delivery, 2)} us; "
-        f"{_fmt(idle and idle.kib_per_conn)} KiB/conn"
+        f"p99 {_fmt(val(lat, 'p99_ms'))} ms; "
+        f"cpu/delivery {_fmt(val(e_fan, 'cpu_us_per_delivery'), 2)} us; "
+        f"{_fmt(val(idle, 'kib_per_conn'))} KiB/conn"
     )
