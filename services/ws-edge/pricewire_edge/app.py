@@ -88,6 +88,11 @@ _PING_FRAME = b"\x89\x00"
 _STATS_KEY = "stats"
 _PROVIDER_STATS_KEY = "provider_stats"
 _HEARTBEAT_KEY = "heartbeat"
+#: Ordered consumers live in the memory of one nats-server: when that server restarts or dies,
+#: nothing tells the client; two missed heartbeats do, and nats-py recreates the consumer after
+#: the last seq seen. nats-py's 5 s default left clients without prices for up to 10 s after
+#: NATS came back; 0.5 s brings that under the 2 s the issue asks.
+_ORDERED_HEARTBEAT_S = 0.5
 
 
 class EdgeApp:
@@ -170,8 +175,8 @@ class EdgeApp:
     async def stop(self, *, drain_window_s: float = 0.0) -> None:
         """Graceful drain: not ready, no new connections, clients closed with 1012, NATS drained."""
         self.draining = True
-        if self.server is not None:
-            self.server.close()
+        # The port stays open through the drain so that /ready answers 503 (an orchestrator
+        # takes the pod out of rotation) and a late handshake gets a 503 rather than a reset.
         clients = list(self.connections)
         step = drain_window_s / len(clients) if clients and drain_window_s else 0.0
         for conn in clients:
@@ -182,6 +187,8 @@ class EdgeApp:
             if not self.connections:
                 break
             await asyncio.sleep(0.05)
+        if self.server is not None:
+            self.server.close()
         for conn in list(self.connections):
             conn.abort()
         for task in self._tasks:
@@ -257,6 +264,7 @@ class EdgeApp:
             ordered_consumer=True,
             deliver_policy=policy,
             config=config,
+            idle_heartbeat=_ORDERED_HEARTBEAT_S,
             cb=on_msg,
         )
 
