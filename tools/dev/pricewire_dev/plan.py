@@ -85,6 +85,11 @@ def plan_services(
         }
         if spec.name == INGEST and providers == "simulated" and SIMULATOR in ports:
             env["PRICEWIRE_PROVIDER_BASE_URL_OVERRIDE"] = f"http://127.0.0.1:{ports[SIMULATOR]}"
+            # the demo shows keyed providers too, with a placeholder key the simulator accepts
+            env["PRICEWIRE_SIMULATED_KEYS"] = "true"
+        if spec.name == SIMULATOR:
+            # a few providers misbehave, so the demo's provider health is not all green
+            env["PRICEWIRE_SIM_FAULT_FRACTION"] = "0.05"
         started.append(ServicePlan(spec, ports[spec.name], env))
     return started, missing
 
