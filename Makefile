@@ -57,6 +57,10 @@ fmt: install ## format and fix what ruff can
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+bench: install ## fan-out benchmark: edge vs a naive FastAPI manager vs nats-server's WebSocket listener
+	$(RUN) python -m bench
+	$(RUN) python services/market-ingest/bench_polling.py
+
 schemas: install ## regenerate docs/asyncapi.yaml and the JSON Schemas of every contract
 	$(RUN) python -m pricewire_contracts.asyncapi docs/asyncapi.yaml
 	$(RUN) python -m pricewire_contracts.schema docs/schemas
