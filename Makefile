@@ -58,8 +58,8 @@ fmt: install ## format and fix what ruff can
 	$(RUN) ruff check --fix .
 
 bench: install ## fan-out benchmark: edge vs a naive FastAPI manager vs nats-server's WebSocket listener
-	$(RUN) python -m bench
 	$(RUN) python services/market-ingest/bench_polling.py
+	$(RUN) python -m bench  # prints the summary line last
 
 schemas: install ## regenerate docs/asyncapi.yaml and the JSON Schemas of every contract
 	$(RUN) python -m pricewire_contracts.asyncapi docs/asyncapi.yaml
