@@ -124,6 +124,7 @@ class EdgeApp:
         self.active_since_report: set[Connection] = set()
         self.subscribed_nats = False
         self.superseded: set[Connection] = set()
+        self.stats_waiters: list[Connection] = []
         self.js: Any = None
         self.subscriptions_kv: KeyValue | None = None
         self.draining = False
@@ -289,7 +290,10 @@ class EdgeApp:
             return  # malformed, or a replay of something already delivered (consumer recreated)
         symbol = item.symbol
         key = f"p:{symbol}" if symbol else ("market" if group is Group.MARKET else None)
-        self._fanout(self.index.receivers(group, symbol), item.frame, key, seq)
+        # the common case, nobody narrowed to symbols: the group's set itself, no generator
+        narrowed = symbol is not None and symbol in self.index.by_symbol
+        receivers = self.index.receivers(group, symbol) if narrowed else self.index.whole[group]
+        self._fanout(receivers, item.frame, key, seq)
         m.FANOUT_MESSAGES.labels(group.value).inc()
         m.FANOUT_LATENCY.observe(time.perf_counter() - started)
 
@@ -297,9 +301,16 @@ class EdgeApp:
         self, receivers: Iterable[Connection], frame: bytes, key: str | None, seq: int = 0
     ) -> None:
         n = 0
+        mark = self.flusher.mark
         for conn in receivers:
-            conn.send(frame, key, seq)
             n += 1
+            if conn.paused or conn.throttle:
+                conn.send(frame, key, seq)
+                continue
+            conn.pending.append(frame)  # Connection.send's fast path, inlined: the hot loop
+            if not conn.marked:
+                conn.marked = True
+                mark(conn)
         self.messages_sent += n
         m.MESSAGES_SENT.inc(n)
 
@@ -338,7 +349,8 @@ class EdgeApp:
             if self.link.is_connected:
                 self._publish_report()
 
-    def report(self) -> EdgeReport:
+    def report(self, *, sessions: bool = True) -> EdgeReport:
+        """The edge's counters; ``sessions=False`` leaves out the session list (O(clients))."""
         return EdgeReport(
             edge_id=self.edge_id,
             boot_id=self.boot_id,
@@ -351,7 +363,7 @@ class EdgeApp:
             messages_received=self.messages_received,
             client_types={k: v for k, v in self.client_types.items() if v},
             subscriptions=self.index.group_counts(),
-            session_ids=[c.session_id for c in self.connections],
+            session_ids=[c.session_id for c in self.connections] if sessions else [],
             draining=self.draining,
         )
 
@@ -482,7 +494,7 @@ class EdgeApp:
         asyncio.get_running_loop().call_later(
             self.settings.session_commit_s, self._commit_session, conn
         )
-        self._spawn(self._initial_stats(conn))
+        self._want_initial_stats(conn)
 
     def _commit_session(self, conn: Connection, *, resumed: bool = False) -> None:
         if conn.committed or conn not in self.connections:
@@ -853,7 +865,7 @@ class EdgeApp:
     async def _ask_stats(self) -> bytes | None:
         if not self.link.is_connected:
             return None
-        request = StatsRequest(edge_id=self.edge_id, report=self.report())
+        request = StatsRequest(edge_id=self.edge_id, report=self.report(sessions=False))
         try:
             reply = await self.link.nc.request(
                 self.subjects.stats_get, dumps(request), timeout=self.settings.stats_timeout_s
@@ -877,15 +889,26 @@ class EdgeApp:
         else:
             self._reply(conn, data)
 
-    async def _initial_stats(self, conn: Connection) -> None:
-        """A new client learns the online count at once, not at the next 30 s tick."""
+    def _want_initial_stats(self, conn: Connection) -> None:
+        """A new client learns the online count at once, not at the next 30 s tick.
+
+        Clients that connect together (a reconnect storm after a deploy) share one request.
+        """
+        self.stats_waiters.append(conn)
+        if len(self.stats_waiters) == 1:
+            self._spawn(self._initial_stats())
+
+    async def _initial_stats(self) -> None:
+        await asyncio.sleep(0.05)
+        waiters, self.stats_waiters = self.stats_waiters, []
         data = await self._ask_stats()
-        if data is None or not conn.is_open:
+        if data is None:
             return
         body = orjson.loads(data)
         if isinstance(body, dict) and body.get("type") == "stats":
             body["type"] = "stats_update"
-            self._reply(conn, orjson.dumps(body))
+            frame = text_frame(orjson.dumps(body))
+            self._fanout([c for c in waiters if c.is_open], frame, _STATS_KEY)
 
 
 def _wall(ts: float) -> Any:

@@ -44,10 +44,15 @@ class SubscriptionIndex(Generic[C]):
     whole: dict[Group, set[C]] = field(default_factory=lambda: {g: set() for g in DATA_GROUPS})
     by_symbol: dict[str, set[C]] = field(default_factory=dict)
     by_client: dict[C, dict[Group, Subscription]] = field(default_factory=dict)
+    #: clients per subscribed group, kept as it changes (a report must not walk every client)
+    counts: dict[Group, int] = field(default_factory=lambda: dict.fromkeys(Group, 0))
 
     def subscribe(self, client: C, sub: Subscription) -> None:
         self._unindex(client)
-        self.by_client.setdefault(client, {})[sub.group] = sub
+        subs = self.by_client.setdefault(client, {})
+        if sub.group not in subs:
+            self.counts[sub.group] += 1
+        subs[sub.group] = sub
         self._index(client)
 
     def unsubscribe(self, client: C, group: Group) -> bool:
@@ -57,12 +62,14 @@ class SubscriptionIndex(Generic[C]):
             return False
         self._unindex(client)
         del subs[group]
+        self.counts[group] -= 1
         self._index(client)
         return True
 
     def remove(self, client: C) -> None:
         self._unindex(client)
-        self.by_client.pop(client, None)
+        for group in self.by_client.pop(client, {}):
+            self.counts[group] -= 1
 
     def subscriptions(self, client: C) -> dict[Group, Subscription]:
         return dict(self.by_client.get(client, {}))
@@ -87,11 +94,7 @@ class SubscriptionIndex(Generic[C]):
 
     def group_counts(self) -> dict[Group, int]:
         """Clients per group they subscribed to, as the guide's ``subscriptions`` counts them."""
-        counts = dict.fromkeys(Group, 0)
-        for subs in self.by_client.values():
-            for group in subs:
-                counts[group] += 1
-        return {g: n for g, n in counts.items() if n}
+        return {g: n for g, n in self.counts.items() if n}
 
     # -- internals -------------------------------------------------------------------------
     def _effective(self, client: C) -> dict[Group, _Wants]:

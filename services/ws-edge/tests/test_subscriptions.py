@@ -90,3 +90,8 @@ def test_receivers_always_match_the_subscriptions(
                     ):
                         expected.add(client)
             assert set(got) == expected
+    model: dict[Group, int] = {}
+    for subs in idx.by_client.values():
+        for g in subs:
+            model[g] = model.get(g, 0) + 1
+    assert idx.group_counts() == model
