@@ -125,6 +125,7 @@ class EdgeApp:
         self.subscribed_nats = False
         self.superseded: set[Connection] = set()
         self.stats_waiters: list[Connection] = []
+        self.by_session: dict[str, Connection] = {}
         self.js: Any = None
         self.subscriptions_kv: KeyValue | None = None
         self.draining = False
@@ -484,6 +485,7 @@ class EdgeApp:
         conn.auth = AuthSession(self.settings.auth, connected_at=conn.connected_at)
         conn.rate = self.settings.limits.rate_limiter(now=time.monotonic())
         self.connections.add(conn)
+        self.by_session[conn.session_id] = conn
         self.client_types[client_type] += 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
         m.CONNECTIONS_BY_TYPE.labels(client_type.value).inc()
@@ -528,6 +530,8 @@ class EdgeApp:
         if conn.ip_key is not None:
             self.conn_limiter.release(conn.ip_key)
         self.connections.discard(conn)
+        if self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
         self.slow.discard(conn)
         self.active_since_report.discard(conn)
         self.index.remove(conn)
@@ -805,11 +809,13 @@ class EdgeApp:
 
     def _adopt(self, conn: Connection, session_id: str) -> None:
         """The new connection takes over the old session; the old connection, if here, goes."""
-        for other in list(self.connections):
-            if other is not conn and other.session_id == session_id:
-                self.superseded.add(other)
-                other.close(1000, "session resumed on a new connection")
+        other = self.by_session.get(session_id)
+        if other is not None and other is not conn:
+            self.superseded.add(other)
+            other.close(1000, "session resumed on a new connection")
+        del self.by_session[conn.session_id]
         conn.session_id = session_id
+        self.by_session[session_id] = conn
         self._commit_session(conn, resumed=True)
 
     async def _replay_from_stream(
