@@ -383,6 +383,12 @@ async def test_session_stats_are_the_stats_services_answer(
         assert down.status_code == 503 and "statistics unavailable" in down.json()["detail"]
         sub = await nats_client.subscribe(SUBJECTS.stats_get, cb=answer)
         await nats_client.flush()
+
+        async def answered() -> bool:
+            # nats-server may say "no responders" for a moment after a fresh subscription
+            return (await http.get("/api/sessions/stats")).status_code == 200
+
+        await eventually(answered)
         reply = await http.get("/api/sessions/stats")
         await sub.unsubscribe()
     assert reply.status_code == 200
