@@ -20,7 +20,7 @@ from .errors import StatsUnavailable
 from .metrics import BROADCASTS, REQUEST_SECONDS
 from .settings import RegistrySettings
 from .store import SessionStore
-from .table import CursorError, SessionInfo, decode_cursor, page_sessions
+from .table import CURSOR_PATTERN, CursorError, SessionInfo, decode_cursor, page_sessions
 
 __all__ = ["Registry", "create_app"]
 
@@ -124,13 +124,19 @@ def create_app(service: Registry) -> FastAPI:
         "/api/sessions",
         response_model=SessionsResponse,
         response_model_exclude_none=True,
-        responses={400: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            422: {"model": Problem, "description": "An invalid query parameter"},
+            503: {"model": Problem, "description": "Sessions still loading"},
+        },
         summary="Live sessions, keyed by session id",
     )
     async def list_sessions(
         client_type: Annotated[ClientType | None, Query(description="Only this type")] = None,
         limit: Annotated[int | None, Query(ge=1, le=10_000, description="Page size")] = None,
-        cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+        cursor: Annotated[
+            str | None,
+            Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the page before"),
+        ] = None,
     ) -> Any:
         sessions = store()
         if sessions is None:
@@ -151,7 +157,7 @@ def create_app(service: Registry) -> FastAPI:
     @app.get(
         "/api/sessions/stats",
         response_model=ConnectionStats,
-        responses={503: {"model": Problem}},
+        responses={503: {"model": Problem, "description": "The stats service did not answer"}},
         summary="Connection statistics (the same numbers as stats_update)",
     )
     async def session_stats() -> Any:
@@ -163,7 +169,11 @@ def create_app(service: Registry) -> FastAPI:
     @app.get(
         "/api/sessions/{session_id}",
         response_model=SessionDetail,
-        responses={404: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            404: {"model": Problem, "description": "No live session with that id"},
+            422: {"model": Problem, "description": "An invalid path"},
+            503: {"model": Problem, "description": "Sessions still loading"},
+        },
         summary="One live session",
     )
     async def get_session(session_id: str) -> Any:

@@ -15,8 +15,6 @@ non-resumed open of a session's life, so that it is counted in ``total_sessions`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pricewire_contracts import ClientType, SessionClosed, SessionOpened
 from .errors import CursorError
 
 __all__ = [
+    "CURSOR_PATTERN",
     "SESSION_KEY_PREFIX",
     "Change",
     "CursorError",
@@ -216,18 +215,17 @@ def on_activity(current: SessionRecord | None, edge_id: str, at: str) -> Change 
 
 
 def encode_cursor(session_id: str) -> str:
-    return base64.urlsafe_b64encode(session_id.encode()).decode().rstrip("=")
+    """A page's cursor is the last session id it holds (keyset paging: ids are URL-safe)."""
+    return session_id
 
 
 def decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise CursorError("cursor is not one this API returned") from exc
-    if not _SESSION_ID.match(value):
-        raise CursorError("cursor is not one this API returned")
-    return value
+    if not _SESSION_ID.match(cursor):
+        raise CursorError("cursor must be a session id (the next_cursor of a page)")
+    return cursor
+
+
+CURSOR_PATTERN = _SESSION_ID.pattern
 
 
 @dataclass(frozen=True, slots=True)
