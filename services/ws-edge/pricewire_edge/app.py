@@ -180,15 +180,17 @@ class EdgeApp:
         # The port stays open through the drain so that /ready answers 503 (an orchestrator
         # takes the pod out of rotation) and a late handshake gets a 503 rather than a reset.
         clients = list(self.connections)
-        # Closes go out in batches every 50 ms, evenly over 90% of the window: a sleep per
-        # client would overshoot the window by its timer slack times the number of clients.
-        ticks = max(1, int(drain_window_s * 0.9 / 0.05))
+        # Closes go out in batches evenly over 90% of the window, at most one batch per 50 ms:
+        # a sleep per client would overshoot the window by its timer slack times the number of
+        # clients, and a fixed 50 ms step would close a few clients all at once.
+        ticks = max(1, min(len(clients), int(drain_window_s * 0.9 / 0.05)))
         per_tick = -(-len(clients) // ticks)  # ceiling
+        pause = drain_window_s * 0.9 / ticks
         for start in range(0, len(clients), per_tick or 1):
             for conn in clients[start : start + per_tick]:
                 conn.close(CloseCode.SERVICE_RESTART, "service restart")
             if drain_window_s:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(pause)
         for _ in range(50):  # wait for the closing handshakes, briefly
             if not self.connections:
                 break
