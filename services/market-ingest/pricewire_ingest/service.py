@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from pricewire_common.encoding import loads
+from pricewire_common.httpserver import HttpServer
 from pricewire_common.natsconn import NatsLink
 from pricewire_common.runtime import shutdown_event
 from pricewire_common.streams import StreamLimits, ensure_streams
@@ -24,7 +25,6 @@ from .adapters import ADAPTERS
 from .app import create_app
 from .catalog import Catalog, load_catalog
 from .engine import IngestEngine
-from .httpserver import HttpServer
 from .poller import HttpFetcher
 from .settings import IngestSettings
 

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
+from pricewire_common.httpserver import HttpServer
 from pricewire_common.streams import StreamLimits, ensure_streams
 from pricewire_common.testing import free_port
 from pricewire_contracts import Group, PriceUpdate, ProviderHealth
 from pricewire_ingest.catalog import Catalog
 from pricewire_ingest.engine import IngestEngine
-from pricewire_ingest.httpserver import HttpServer
 from pricewire_ingest.poller import HttpFetcher
 from pricewire_ingest.service import NatsPublisher, collect_keys, recent_news_ids
 from pricewire_ingest.settings import IngestSettings

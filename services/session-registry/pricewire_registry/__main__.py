@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from pricewire_common.httpserver import HttpServer
 from pricewire_common.logs import setup_logging
 from pricewire_common.runtime import run, shutdown_event
 
 from .api import create_app
-from .httpserver import HttpServer
 from .service import RegistryService
 from .settings import RegistrySettings
 

@@ -7,12 +7,12 @@ import logging
 
 from pydantic import TypeAdapter
 
+from pricewire_common.httpserver import HttpServer
 from pricewire_common.logs import setup_logging
 from pricewire_common.runtime import run, shutdown_event
 
 from ..adapters import ADAPTERS
 from ..catalog import load_catalog
-from ..httpserver import HttpServer
 from .faults import Fault, assign_faults
 from .server import Simulator, create_app
 from .settings import SimulatorSettings

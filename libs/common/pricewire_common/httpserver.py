@@ -1,4 +1,10 @@
-"""Running uvicorn inside the service's own event loop (one worker, our signal handling)."""
+"""Running uvicorn inside the service's own event loop (one worker, our signal handling).
+
+Used by every FastAPI service (session-registry, stats, market-ingest): uvicorn's own signal
+capture is turned off, because it would install its own SIGTERM handler and re-raise the
+signal on exit; the service stops the server itself, in order, on
+:func:`pricewire_common.runtime.shutdown_event`.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """``await start()`` returns once the port is bound; ``await stop()`` lets requests finish."""
 
-    def __init__(self, app: Any, *, host: str, port: int) -> None:
+    def __init__(self, app: Any, *, host: str, port: int, graceful_s: int = 10) -> None:
         # the service logs its own start and stop; uvicorn's banners would only repeat them
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         config = uvicorn.Config(
@@ -33,7 +39,7 @@ class HttpServer:
             log_config=None,
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=graceful_s,
             server_header=False,
         )
         self._server = _Server(config)
