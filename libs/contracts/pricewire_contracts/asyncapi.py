@@ -21,6 +21,7 @@ from .common import DATA_GROUPS, Group
 from .events import (
     EdgeReport,
     ProviderHealth,
+    ProviderQuotes,
     SessionActivity,
     SessionClosed,
     SessionOpened,
@@ -140,6 +141,19 @@ def _channels(s: SubjectCatalog) -> list[_Channel]:
                 "providerId": {
                     "description": "Provider id from the catalog, `^[A-Za-z0-9_-]{1,64}$`.",
                     "examples": ["coingecko"],
+                }
+            },
+        ),
+        _Channel(
+            "providerQuotes",
+            _wildcard(s.provider_quotes_all, "providerId"),
+            "Quotes of one poll, from an ingest shard to the consensus shard (internal to ingest).",
+            "market-ingest",
+            (ProviderQuotes,),
+            {
+                "providerId": {
+                    "description": "Provider id from the catalog, `^[A-Za-z0-9_-]{1,64}$`.",
+                    "examples": ["kraken"],
                 }
             },
         ),

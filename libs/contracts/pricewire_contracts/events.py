@@ -6,12 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .common import ClientType, Contract, Group
+from .common import ClientType, Contract, Group, Symbol
 
 __all__ = [
     "BroadcastMessage",
     "EdgeReport",
     "ProviderHealth",
+    "ProviderQuotes",
+    "QuoteReading",
     "SessionActivity",
     "SessionClosed",
     "SessionOpened",
@@ -116,3 +118,27 @@ class ProviderHealth(Contract):
     detail: str | None = None
     retry_after_s: float | None = None
     shard: int = 0
+
+
+class QuoteReading(Contract):
+    """One provider's USD price for one symbol, as one poll read it."""
+
+    symbol: Symbol
+    price: float = Field(gt=0, allow_inf_nan=False)
+    observed_at: float = Field(description="Unix time of the quote (the provider's own when given)")
+    change_24h: float | None = Field(default=None, description="Percent")
+    market_cap: float | None = Field(default=None, description="USD")
+    volume_24h: float | None = Field(default=None, description="USD")
+
+
+class ProviderQuotes(Contract):
+    """The quotes of one poll, published by an ingest shard that does not compute the consensus.
+
+    Several ingest replicas split the catalog; one of them (the consensus shard) publishes
+    prices, so the others hand it what they polled on this subject.
+    """
+
+    provider_id: str
+    category: str
+    shard: int = Field(ge=0)
+    quotes: list[QuoteReading] = Field(min_length=1)

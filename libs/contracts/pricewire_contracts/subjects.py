@@ -12,6 +12,7 @@ subject                        payload                                    publis
 ``news``                       ``news`` message                           market-ingest
 ``alert.<alert_type>``         ``alert`` message                          market-ingest
 ``provider.health.<provider>`` ``ProviderHealth`` event                   market-ingest
+``provider.quotes.<provider>`` ``ProviderQuotes`` event (between shards) market-ingest
 ``provider.stats``             ``provider_stats`` message                 stats
 ``stats.update``               ``stats_update`` message                   stats
 ``stats.get``                  request ``StatsRequest``, reply ``stats``  stats (replier)
@@ -95,6 +96,13 @@ class SubjectCatalog:
     @property
     def provider_health_all(self) -> str:
         return f"{self.base}.provider.health.*"
+
+    def provider_quotes(self, provider_id: str) -> str:
+        return f"{self.base}.provider.quotes.{_token(provider_id, _ID, 'provider id')}"
+
+    @property
+    def provider_quotes_all(self) -> str:
+        return f"{self.base}.provider.quotes.*"
 
     @property
     def provider_stats(self) -> str:

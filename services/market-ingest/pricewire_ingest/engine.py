@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from pricewire_common.encoding import dumps
 from pricewire_contracts import (
@@ -29,6 +29,8 @@ from pricewire_contracts import (
     PriceData,
     PriceUpdate,
     ProviderHealth,
+    ProviderQuotes,
+    QuoteReading,
     Severity,
     SubjectCatalog,
     utc_timestamp,
@@ -44,7 +46,6 @@ from .adapters import (
     build_request,
     evaluate,
 )
-from .adapters.base import opt_float, price_value
 from .catalog import Asset, Catalog, Provider, disabled_reason
 from .core.alerts import Alert, AlertEngine, AlertRules
 from .core.breaker import CircuitBreaker
@@ -407,55 +408,44 @@ class IngestEngine:
             retry_after_s=retry_after,
             shard=self.settings.shard_index,
         )
-        forwarded = None
+        await self._publish_health(state, health)
         if self.settings.forwards_quotes and report.data is not None and report.data.quotes:
-            # the consensus shard reads these (an optional field other readers ignore)
-            forwarded = health.model_copy(
-                update={"quotes": [_quote_json(q) for q in report.data.quotes]}
+            quotes = ProviderQuotes(
+                provider_id=p.id,
+                category=p.category,
+                shard=self.settings.shard_index,
+                quotes=[_reading(q) for q in report.data.quotes],
             )
-        await self._publish_health(state, health, forwarded)
+            await self._publish("quotes", self.subjects.provider_quotes(p.id), dumps(quotes))
 
-    def add_remote_quotes(self, event: Mapping[str, Any]) -> int:
-        """Quotes another shard forwarded in a ProviderHealth event; returns how many were kept.
-
-        Only the consensus shard calls this; its own events and malformed entries are ignored.
-        """
-        if event.get("shard") == self.settings.shard_index or not isinstance(
-            event.get("quotes"), list
-        ):
+    def add_remote_quotes(self, event: ProviderQuotes) -> int:
+        """Quotes another shard polled; returns how many were kept (the consensus shard only)."""
+        if event.shard == self.settings.shard_index:
             return 0
-        provider_id = str(event.get("provider_id", ""))
-        if event.get("category") in _AGGREGATE_CATEGORIES:
-            self._aggregators.add(provider_id)
+        if event.category in _AGGREGATE_CATEGORIES:
+            self._aggregators.add(event.provider_id)
         symbols = {a.symbol for a in self.assets}
-        kept = []
-        for raw in event["quotes"]:
-            try:
-                quote = PriceQuote(
-                    symbol=str(raw["symbol"]),
-                    price=price_value(raw["price"]),
-                    provider_id=provider_id,
-                    observed_at=float(raw["observed_at"]),
-                    change_24h=opt_float(raw.get("change_24h")),
-                    market_cap=opt_float(raw.get("market_cap")),
-                    volume_24h=opt_float(raw.get("volume_24h")),
-                )
-            except (KeyError, TypeError, ValueError, PollFailure):
-                continue
-            if quote.symbol in symbols:
-                kept.append(quote)
+        kept = [
+            PriceQuote(
+                symbol=q.symbol,
+                price=q.price,
+                provider_id=event.provider_id,
+                observed_at=q.observed_at,
+                change_24h=q.change_24h,
+                market_cap=q.market_cap,
+                volume_24h=q.volume_24h,
+            )
+            for q in event.quotes
+            if q.symbol in symbols
+        ]
         self.book.add(kept)
         return len(kept)
 
-    async def _publish_health(
-        self, state: _ProviderState, health: ProviderHealth, sent: ProviderHealth | None = None
-    ) -> None:
-        """Publish ``sent`` (default ``health``); ``health`` is what a refresh re-sends later,
-        so forwarded quotes are never re-sent stale."""
+    async def _publish_health(self, state: _ProviderState, health: ProviderHealth) -> None:
         state.last_report = health
         state.last_report_at = self.clock()
         subject = self.subjects.provider_health(health.provider_id)
-        await self._publish("health", subject, dumps(sent or health))
+        await self._publish("health", subject, dumps(health))
 
     async def _consume(self, state: _ProviderState, data: PollData) -> None:
         if data.quotes:
@@ -692,15 +682,15 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-def _quote_json(quote: PriceQuote) -> dict[str, Any]:
-    return {
-        "symbol": quote.symbol,
-        "price": quote.price,
-        "observed_at": round(quote.observed_at, 3),
-        "change_24h": quote.change_24h,
-        "market_cap": quote.market_cap,
-        "volume_24h": quote.volume_24h,
-    }
+def _reading(quote: PriceQuote) -> QuoteReading:
+    return QuoteReading(
+        symbol=quote.symbol,
+        price=quote.price,
+        observed_at=round(quote.observed_at, 3),
+        change_24h=quote.change_24h,
+        market_cap=quote.market_cap,
+        volume_24h=quote.volume_24h,
+    )
 
 
 def _round(value: float | None, digits: int) -> float | None:

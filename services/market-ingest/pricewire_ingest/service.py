@@ -13,13 +13,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
 
-from pricewire_common.encoding import loads
 from pricewire_common.httpserver import HttpServer
 from pricewire_common.natsconn import NatsLink
 from pricewire_common.runtime import shutdown_event
 from pricewire_common.streams import StreamLimits, ensure_streams
-from pricewire_contracts import Group, SubjectCatalog
+from pricewire_contracts import Group, ProviderQuotes, SubjectCatalog
 
 from .adapters import ADAPTERS
 from .app import create_app
@@ -99,17 +99,17 @@ async def recent_news_ids(
 
 
 async def _follow_other_shards(nc: Client, settings: IngestSettings, engine: IngestEngine) -> None:
-    """The consensus shard takes the quotes the other shards forward in their health events."""
+    """The consensus shard takes the quotes the other shards poll (``provider.quotes.*``)."""
 
-    async def on_health(msg: Msg) -> None:
+    async def on_quotes(msg: Msg) -> None:
         try:
-            event = loads(msg.data)
-        except ValueError:
+            event = ProviderQuotes.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("dropped malformed provider quotes", extra={"subject": msg.subject})
             return
-        if isinstance(event, dict):
-            engine.add_remote_quotes(event)
+        engine.add_remote_quotes(event)
 
-    await nc.subscribe(settings.subjects.provider_health_all, cb=on_health)
+    await nc.subscribe(settings.subjects.provider_quotes_all, cb=on_quotes)
     log.info("consensus shard: following the quotes of the other shards")
 
 

@@ -9,8 +9,16 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from pricewire_contracts import AlertMessage, MarketUpdate, NewsMessage, PriceUpdate, ProviderHealth
+from pricewire_contracts import (
+    AlertMessage,
+    MarketUpdate,
+    NewsMessage,
+    PriceUpdate,
+    ProviderHealth,
+    ProviderQuotes,
+)
 from pricewire_ingest.catalog import Catalog, disabled_reason
 from pricewire_ingest.engine import IngestEngine, MemoryPublisher
 from pricewire_ingest.errors import NetworkError
@@ -278,30 +286,25 @@ async def test_shards_split_polling_and_one_publishes_the_consensus_of_all(
         for pid in price_providers(catalog):
             if pid in engine.states and not engine.states[pid].disabled:
                 await engine.poll(pid)
-    forwarded = [h for h in published(pub1, "provider.health.") if h.get("quotes")]
-    assert forwarded and all(h["shard"] == 1 for h in forwarded)
-    assert not any(h.get("quotes") for h in published(pub0, "provider.health."))
+    forwarded = [ProviderQuotes.model_validate(q) for q in published(pub1, "provider.quotes.")]
+    assert forwarded
+    assert all(q.shard == 1 for q in forwarded)
+    assert not published(pub0, "provider.quotes.")  # the consensus shard keeps its own
+    assert not any("quotes" in h for h in published(pub1, "provider.health."))
     own = len(zero.book.quotes("BTC"))
-    kept = sum(zero.add_remote_quotes(h) for h in published(pub1, "provider.health."))
+    kept = sum(zero.add_remote_quotes(q) for q in forwarded)
     assert kept > 0
-    assert zero.add_remote_quotes(published(pub0, "provider.health.")[0]) == 0  # its own: ignored
-    assert (
-        zero.add_remote_quotes(
+    mine = forwarded[0].model_copy(update={"shard": 0})
+    assert zero.add_remote_quotes(mine) == 0  # its own shard's: ignored
+    with pytest.raises(ValidationError):  # a bad price never becomes a quote
+        ProviderQuotes.model_validate(
             {
                 "shard": 1,
                 "provider_id": "x",
+                "category": "exchange",
                 "quotes": [{"symbol": "BTC", "price": -1, "observed_at": 1}],
             }
         )
-        == 0
-    )
     await zero.publish_prices()
     (btc,) = [PriceUpdate.model_validate(m) for m in published(pub0, "price.BTC")]
     assert btc.data.sources == len(zero.book.quotes("BTC")) > own
-    # a refresh re-sends the last report without the (by then stale) quotes
-    state = next(
-        s
-        for s in one.states.values()
-        if s.last_report is not None and s.provider.id in price_providers(catalog)
-    )
-    assert "quotes" not in (state.last_report.model_extra or {})
