@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
-from pricewire_common.testing import NatsServer, ServiceProcess
+from pricewire_common.testing import NatsServer, ServiceProcess, free_port
 
 log = logging.getLogger("pricewire.tests.faults")
 
@@ -183,8 +184,6 @@ async def get_json(url: str) -> tuple[int, Any]:
 
 async def metric(proc: ServiceProcess, name: str, **labels: str) -> float:
     """One sample of a service's /metrics (0 when absent)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     async with httpx.AsyncClient(timeout=10) as http:
         text = (await http.get(proc.url("/metrics"))).text
     for family in text_string_to_metric_families(text):
@@ -207,8 +206,6 @@ def connection_names(nats: NatsServer) -> set[str]:
 
 def cluster(root: Path, size: int = 3) -> list[NatsServer]:
     """``size`` nodes of one cluster, each routed to all the others (not started)."""
-    from pricewire_common.testing import free_port
-
     cluster_ports = [free_port() for _ in range(size)]
     return [
         NatsServer(
