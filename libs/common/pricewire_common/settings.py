@@ -39,6 +39,11 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="How far back the data streams keep history (resume window)",
     )
+    max_outage_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="/ready fails once NATS has been gone this long (the orchestrator restarts the pod)",
+    )
     nats_connect_timeout_s: float = Field(default=2.0, gt=0)
     nats_reconnect_wait_s: float = Field(default=0.5, gt=0, description="Base reconnect delay")
     instance_id: str = Field(

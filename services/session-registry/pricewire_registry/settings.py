@@ -43,6 +43,3 @@ class RegistrySettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Durable consumer shared by every registry replica",
     )
-    max_outage_s: float = Field(
-        default=30.0, gt=0, description="/ready fails once NATS has been gone this long"
-    )

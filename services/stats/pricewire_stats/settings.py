@@ -33,6 +33,3 @@ class StatsSettings(ServiceSettings):
     provider_forget_after_s: float = Field(
         default=3600.0, gt=0, description="A provider not heard from this long leaves the list"
     )
-    max_outage_s: float = Field(
-        default=30.0, gt=0, description="/ready fails once NATS has been gone this long"
-    )

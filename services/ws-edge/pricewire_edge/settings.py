@@ -35,9 +35,6 @@ class EdgeSettings(ServiceSettings):
     stats_timeout_s: float = Field(
         default=2.0, gt=0, description="How long get_stats waits for the stats service"
     )
-    max_outage_s: float = Field(
-        default=30.0, gt=0, description="/ready fails once NATS has been gone this long"
-    )
     send_buffer_bytes: int = Field(
         default=512 * 1024,
         ge=16 * 1024,
