@@ -123,7 +123,9 @@ async def serve(settings: IngestSettings) -> None:
     engine: IngestEngine | None = None
 
     def ready() -> bool:
-        return engine is not None and engine.started and link.ready(max_outage_s=settings.max_outage_s)
+        return (
+            engine is not None and engine.started and link.ready(max_outage_s=settings.max_outage_s)
+        )
 
     server = HttpServer(
         create_app(engine=lambda: engine, ready=ready), host=settings.host, port=settings.port
