@@ -20,12 +20,18 @@ stream                 subjects                why
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from pricewire_contracts import Group, SubjectCatalog
@@ -33,6 +39,8 @@ from pricewire_contracts import Group, SubjectCatalog
 __all__ = ["StreamLimits", "ensure_kv", "ensure_streams", "stream_configs"]
 
 log = logging.getLogger("pricewire.streams")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,17 +92,19 @@ async def ensure_streams(
     js: JetStreamContext, subjects: SubjectCatalog, limits: StreamLimits | None = None
 ) -> None:
     for config in stream_configs(subjects, limits or StreamLimits()):
-        assert config.name is not None
-        try:
-            await js.stream_info(config.name)
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-                log.info("stream created", extra={"stream": config.name})
-            except BadRequestError:  # created by another service in the meantime
-                await js.update_stream(config)
-        else:
-            await js.update_stream(config)
+        await _until_done(f"stream {config.name}", functools.partial(_ensure_stream, js, config))
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        # if another service creates it in the meantime this fails, and the retry updates it
+        await js.add_stream(config)
+        log.info("stream created", extra={"stream": config.name})
+    else:
+        await js.update_stream(config)
 
 
 async def ensure_kv(
@@ -105,9 +115,31 @@ async def ensure_kv(
     ttl_s: float | None = None,
     replicas: int = 1,
 ) -> KeyValue:
-    try:
-        return await js.key_value(bucket)
-    except (NotFoundError, BadRequestError):
-        return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
-        )
+    async def attempt() -> KeyValue:
+        try:
+            return await js.key_value(bucket)
+        except NotFoundError:
+            config = KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
+            return await js.create_key_value(config)
+
+    return await _until_done(f"bucket {bucket}", attempt)
+
+
+async def _until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """Retry ``step`` until it succeeds: JetStream is not ready at once on a forming cluster.
+
+    A cluster that is still electing its meta leader answers "stream not found", "no suitable
+    peers" or times out for a few seconds; a service keeps trying (and stays not ready) rather
+    than giving up, and says so in the log.
+    """
+    delay = 0.2
+    while True:
+        try:
+            return await step()
+        except (NatsError, OSError, TimeoutError) as exc:
+            log.warning(
+                "JetStream not ready, retrying",
+                extra={"what": what, "error": repr(exc), "retry_in_s": round(delay, 2)},
+            )
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 5.0)
