@@ -17,6 +17,7 @@ __all__ = [
     "PROVIDER_REQUESTS",
     "PUBLISHED",
     "PUBLISH_ERRORS",
+    "PUBLISH_RETRIES",
 ]
 
 PROVIDER_REQUESTS = Counter(
@@ -45,6 +46,10 @@ POLLS_DEFERRED = Counter(
 CONSENSUS_SOURCES = Gauge("pricewire_consensus_sources", "Quotes in the last consensus", ["symbol"])
 CONSENSUS_SPREAD = Gauge(
     "pricewire_consensus_spread_ratio", "(max - min) / price of the accepted quotes", ["symbol"]
+)
+PUBLISH_RETRIES = Counter(
+    "pricewire_ingest_publish_retries_total",
+    "JetStream publishes tried again because the stream did not acknowledge in time",
 )
 PUBLISHED = Counter("pricewire_ingest_published_total", "Messages published by kind", ["kind"])
 PUBLISH_ERRORS = Counter("pricewire_ingest_publish_errors_total", "Publishes that failed", ["kind"])

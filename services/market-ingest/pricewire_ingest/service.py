@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import time
 from collections.abc import Mapping
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
@@ -19,8 +22,9 @@ from pricewire_common.httpserver import HttpServer
 from pricewire_common.natsconn import NatsLink
 from pricewire_common.runtime import shutdown_event
 from pricewire_common.streams import StreamLimits, ensure_streams
-from pricewire_contracts import Group, ProviderQuotes, SubjectCatalog
+from pricewire_contracts import DATA_GROUPS, Group, ProviderQuotes, SubjectCatalog
 
+from . import metrics
 from .adapters import ADAPTERS
 from .app import create_app
 from .catalog import Catalog, load_catalog
@@ -36,15 +40,45 @@ SIMULATED_KEY = "simulated-key"
 
 
 class NatsPublisher:
-    """Core NATS publish: no flush per message (the client's flusher batches writes)."""
+    """Publishes market data through JetStream with an acknowledgement, the rest on core NATS.
 
-    def __init__(self, nc: Client) -> None:
+    A core publish into a stream is dropped while the stream cannot take it (its leader died
+    and a new one is being elected on a cluster, or NATS is away); a JetStream publish is
+    retried until the stream acknowledges it, for up to ``retry_for_s``, so such a moment
+    delays prices instead of losing them. ``Nats-Msg-Id`` (the payload's hash unless the
+    caller set one) makes a retry whose first try did land a no-op. Health events, which no
+    stream keeps and the next one replaces, stay on core NATS without a flush per message.
+    """
+
+    def __init__(
+        self, nc: Client, subjects: SubjectCatalog | None = None, *, retry_for_s: float = 30.0
+    ) -> None:
         self.nc = nc
+        self.js = nc.jetstream()
+        subjects = subjects or SubjectCatalog()
+        self.kept = tuple(subjects.stream_subject(g).rstrip("*") for g in DATA_GROUPS)
+        self.retry_for_s = retry_for_s
 
     async def publish(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> None:
-        await self.nc.publish(subject, payload, headers=headers)
+        if not subject.startswith(self.kept):
+            await self.nc.publish(subject, payload, headers=headers)
+            return
+        msg_id = (headers or {}).get("Nats-Msg-Id") or hashlib.sha256(payload).hexdigest()[:32]
+        headers = {**(headers or {}), "Nats-Msg-Id": msg_id}
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        while True:
+            try:
+                await self.js.publish(subject, payload, timeout=2.0, headers=headers)
+                return
+            except (NatsError, TimeoutError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                metrics.PUBLISH_RETRIES.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
 
 def collect_keys(
@@ -151,7 +185,11 @@ async def serve(settings: IngestSettings) -> None:
             StreamLimits(history_s=settings.nats_history_s, replicas=settings.nats_stream_replicas),
         )
         engine = IngestEngine(
-            settings, catalog, fetcher=fetcher, publisher=NatsPublisher(nc), keys=keys
+            settings,
+            catalog,
+            fetcher=fetcher,
+            publisher=NatsPublisher(nc, settings.subjects),
+            keys=keys,
         )
         engine.news.remember(await recent_news_ids(js, settings.subjects))
         if settings.shard_count > 1 and settings.publishes_prices:

@@ -127,6 +127,7 @@ async def test_two_shards_on_nats_publish_one_consensus_of_both(
     async def on_price(msg: Any) -> None:
         prices.append(PriceUpdate.model_validate(orjson.loads(msg.data)))
 
+    await ensure_streams(nats_client.jetstream(), settings(0).subjects)  # as the service does
     await nats_client.subscribe(settings(0).subjects.price("BTC"), cb=on_price)
     fetcher = HttpFetcher()
     keys = collect_keys(catalog, {}, simulated=True)
