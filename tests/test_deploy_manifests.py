@@ -117,7 +117,12 @@ def _kustomize_cmd() -> tuple[str, ...]:
 
 @functools.cache
 def _render(path: str) -> tuple[dict[str, Any], ...]:
-    result = _run([*_kustomize_cmd(), str(K8S / path)])
+    # kubectl here is the Cloud SDK's dispatcher, which has been seen to fail once under a
+    # loaded machine; a real kustomize error fails all three tries the same way
+    for _ in range(3):
+        result = _run([*_kustomize_cmd(), str(K8S / path)])
+        if result.returncode == 0:
+            break
     assert result.returncode == 0, f"kustomize failed on k8s/{path}:\n{result.stderr}"
     docs = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
     assert docs, f"k8s/{path} rendered nothing"
