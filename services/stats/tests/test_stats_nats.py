@@ -183,12 +183,12 @@ async def test_totals_survive_a_stats_restart_and_an_edge_restart_adds_to_them(
 ) -> None:
     first = StatsService(settings_for(nats_server))
     await first.start()
-    await publish_report(
-        nats_client,
-        report("edge-a", total_sessions=40, messages_sent=1000, messages_received=300),
-    )
+    first_report = report("edge-a", total_sessions=40, messages_sent=1000, messages_received=300)
 
     async def counted() -> bool:
+        # sent again each time: a report published in the instant the fresh service's
+        # subscription is not yet effective in nats-server is lost (reports are idempotent)
+        await publish_report(nats_client, first_report)
         return (await ask(nats_client))["data"]["total_sessions"] == 40
 
     await eventually(counted)
@@ -214,12 +214,12 @@ async def test_totals_survive_a_stats_restart_and_an_edge_restart_adds_to_them(
             300,
         )
         # the edge restarts: its counters begin again at zero
-        await publish_report(
-            nats_client,
-            report("edge-a", "b2", 0, active_connections=1, total_sessions=1, messages_sent=5),
+        restarted = report(
+            "edge-a", "b2", 0, active_connections=1, total_sessions=1, messages_sent=5
         )
 
         async def added() -> bool:
+            await publish_report(nats_client, restarted)
             return (await ask(nats_client))["data"]["total_sessions"] == 41
 
         await eventually(added)
