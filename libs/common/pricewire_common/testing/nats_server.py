@@ -8,17 +8,15 @@ simulate a broker crash and restart.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import IO
+
+from .process import ChildProcess
 
 __all__ = ["NatsServer", "find_nats_server", "free_port"]
 
@@ -69,7 +67,7 @@ def find_nats_server() -> str:
     return found
 
 
-class NatsServer:
+class NatsServer(ChildProcess):
     def __init__(
         self,
         store_dir: Path,
@@ -91,9 +89,7 @@ class NatsServer:
         self.cluster_port = cluster_port
         self.routes = routes or []
         self.server_name = server_name or f"pw-{self.port}"
-        self.log_file = log_file
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__(log_file=log_file)
 
     @property
     def url(self) -> str:
@@ -133,14 +129,7 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / f"nats-{self.server_name}.conf"
         conf.write_text(self._config())
-        if self.log_file and self._log is None:
-            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in _reap()
-        self.proc = subprocess.Popen(
-            [find_nats_server(), "-c", str(conf)],
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if self.log_file else subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._spawn([find_nats_server(), "-c", str(conf)])
         self._wait_healthy(timeout_s)
         return self
 
@@ -149,8 +138,8 @@ class NatsServer:
         deadline = time.monotonic() + timeout_s
         url = f"http://127.0.0.1:{self.monitor_port}/healthz"
         while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
+            if (code := self._exited()) is not None:
+                raise RuntimeError(f"nats-server exited with {code}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status == 200:
@@ -159,30 +148,6 @@ class NatsServer:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"nats-server on port {self.port} not healthy in {timeout_s}s")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reap()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no goodbye to the clients."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._reap()
-
-    def _reap(self) -> None:
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def __enter__(self) -> NatsServer:
         return self.start()

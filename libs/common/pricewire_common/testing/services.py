@@ -9,21 +9,19 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 from .nats_server import free_port
+from .process import ChildProcess
 
 __all__ = ["ServiceProcess"]
 
 
-class ServiceProcess:
+class ServiceProcess(ChildProcess):
     def __init__(
         self,
         module: str,
@@ -41,22 +39,13 @@ class ServiceProcess:
             "PRICEWIRE_LOG_FORMAT": "json",
             **(env or {}),
         }
-        self.log_file = log_file
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__(log_file=log_file)
 
     def url(self, path: str = "", *, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def start(self, *, wait_ready: bool = True, timeout_s: float = 30.0) -> ServiceProcess:
-        if self.log_file is not None and self._log is None:
-            self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in _reap()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            env=self.env,
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
-        )
+        self._spawn([sys.executable, "-m", self.module], env=self.env)
         if wait_ready:
             self.wait_ready(timeout_s)
         return self
@@ -73,39 +62,12 @@ class ServiceProcess:
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.module} exited with {self.proc.returncode}")
+            if (code := self._exited()) is not None:
+                raise RuntimeError(f"{self.module} exited with {code}")
             if self.status("/ready") == 200:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{self.module} not ready within {timeout_s}s")
-
-    def stop(self, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit code."""
-        code = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        elif self.proc is not None:
-            code = self.proc.returncode
-        self._reap()
-        return code
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reap()
-
-    def _reap(self) -> None:
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def __enter__(self) -> ServiceProcess:
         return self.start()
