@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pricewire_contracts import SubjectCatalog
 
+from .streams import StreamLimits
+
 __all__ = ["ServiceSettings"]
 
 
@@ -62,6 +64,10 @@ class ServiceSettings(BaseSettings):
     @property
     def subjects(self) -> SubjectCatalog:
         return SubjectCatalog(self.nats_root)
+
+    @property
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(history_s=self.nats_history_s, replicas=self.nats_stream_replicas)
 
     @property
     def nats_servers(self) -> list[str]:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pricewire_common.httpserver import HttpServer
 from pricewire_common.natsconn import NatsLink
 from pricewire_common.runtime import shutdown_event
-from pricewire_common.streams import StreamLimits, ensure_streams
+from pricewire_common.streams import ensure_streams
 from pricewire_contracts import DATA_GROUPS, Group, ProviderQuotes, SubjectCatalog
 
 from . import metrics
@@ -182,7 +182,7 @@ async def serve(settings: IngestSettings) -> None:
         await ensure_streams(
             js,
             settings.subjects,
-            StreamLimits(history_s=settings.nats_history_s, replicas=settings.nats_stream_replicas),
+            settings.stream_limits,
         )
         engine = IngestEngine(
             settings,

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from pricewire_common.encoding import dumps, loads
 from pricewire_common.natsconn import NatsLink
-from pricewire_common.streams import StreamLimits, ensure_kv, ensure_streams
+from pricewire_common.streams import ensure_kv, ensure_streams
 from pricewire_contracts import (
     BroadcastMessage,
     ConnectionStats,
@@ -75,10 +75,7 @@ class RegistryService:
     async def start(self) -> None:
         nc = await self.link.connect()
         js = nc.jetstream()
-        limits = StreamLimits(
-            history_s=self.settings.nats_history_s, replicas=self.settings.nats_stream_replicas
-        )
-        await ensure_streams(js, self.subjects, limits)
+        await ensure_streams(js, self.subjects, self.settings.stream_limits)
         kv = await ensure_kv(
             js, self.subjects.sessions_bucket, replicas=self.settings.nats_stream_replicas
         )

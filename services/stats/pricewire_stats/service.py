@@ -12,18 +12,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, get_args
 
 from nats.js.errors import KeyNotFoundError
 from pydantic import ValidationError
 
 from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
-from pricewire_common.streams import StreamLimits, ensure_kv, ensure_streams
+from pricewire_common.streams import ensure_kv, ensure_streams
 from pricewire_contracts import (
     ConnectionStats,
     EdgeReport,
     ProviderHealth,
+    ProviderState,
     StatsMessage,
     StatsRequest,
     StatsUpdate,
@@ -74,10 +75,7 @@ class StatsService:
     async def start(self) -> None:
         nc = await self.link.connect()
         js = nc.jetstream()
-        limits = StreamLimits(
-            history_s=self.settings.nats_history_s, replicas=self.settings.nats_stream_replicas
-        )
-        await ensure_streams(js, self.subjects, limits)
+        await ensure_streams(js, self.subjects, self.settings.stream_limits)
         self._kv = await ensure_kv(
             js, self.subjects.stats_bucket, replicas=self.settings.nats_stream_replicas
         )
@@ -228,7 +226,7 @@ class StatsService:
         if message is None:
             return
         summary = message.data.summary
-        for status in ("online", "offline", "rate_limited", "disabled"):
+        for status in get_args(ProviderState):
             PROVIDERS.labels(status).set(getattr(summary, status))
         await self.link.nc.publish(self.subjects.provider_stats, dumps(message))
         PUBLISHED.labels("provider_stats").inc()

@@ -32,7 +32,7 @@ from websockets.http11 import Request
 
 from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
-from pricewire_common.streams import StreamLimits, ensure_kv, ensure_streams
+from pricewire_common.streams import ensure_kv, ensure_streams
 from pricewire_contracts import (
     DATA_GROUPS,
     AuthOk,
@@ -221,10 +221,7 @@ class EdgeApp:
     async def _connect_nats(self) -> None:
         nc = await self.link.connect()
         js = self.js = nc.jetstream()
-        limits = StreamLimits(
-            history_s=self.settings.nats_history_s, replicas=self.settings.nats_stream_replicas
-        )
-        await ensure_streams(js, self.subjects, limits)
+        await ensure_streams(js, self.subjects, self.settings.stream_limits)
         self.subscriptions_kv = await ensure_kv(
             js,
             self.subjects.subscriptions_bucket,
