@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DATA_GROUPS",
+    "BreakerState",
     "ClientType",
     "Contract",
     "Group",
+    "PollOutcome",
+    "ProviderState",
     "Severity",
     "Symbol",
     "utc_now",
@@ -56,6 +59,22 @@ class Severity(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
 
+
+#: How one poll of a provider ended.
+PollOutcome = Literal[
+    "ok",
+    "timeout",
+    "http_error",
+    "rate_limited",
+    "bad_response",
+    "network_error",
+    "breaker_open",
+    "disabled",
+]
+#: A provider's status as clients see it (``disabled``: it needs a key nobody configured).
+ProviderState = Literal["online", "offline", "rate_limited", "disabled"]
+#: A provider's circuit breaker.
+BreakerState = Literal["closed", "open", "half_open"]
 
 #: An upper-case ticker such as ``BTC``; it is also a NATS subject token.
 Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]

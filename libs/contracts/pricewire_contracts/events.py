@@ -6,7 +6,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .common import ClientType, Contract, Group, Symbol
+from .common import (
+    BreakerState,
+    ClientType,
+    Contract,
+    Group,
+    PollOutcome,
+    ProviderState,
+    Symbol,
+)
 
 __all__ = [
     "BroadcastMessage",
@@ -97,19 +105,10 @@ class ProviderHealth(Contract):
     provider_id: str
     name: str
     category: str
-    outcome: Literal[
-        "ok",
-        "timeout",
-        "http_error",
-        "rate_limited",
-        "bad_response",
-        "network_error",
-        "breaker_open",
-        "disabled",
-    ]
-    status: Literal["online", "offline", "rate_limited", "disabled"]
+    outcome: PollOutcome
+    status: ProviderState
     latency_ms: float | None = None
-    breaker: Literal["closed", "open", "half_open"] = "closed"
+    breaker: BreakerState = "closed"
     success_rate: float = Field(
         ge=0, le=100, description="Percent of successful polls in the window"
     )

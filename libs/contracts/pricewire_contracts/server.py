@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .common import ClientType, Contract, Group, Severity, Symbol, utc_timestamp
+from .common import (
+    BreakerState,
+    ClientType,
+    Contract,
+    Group,
+    ProviderState,
+    Severity,
+    Symbol,
+    utc_timestamp,
+)
 
 __all__ = [
     "AlertData",
@@ -137,10 +146,6 @@ class StatsMessage(Contract):
     timestamp: str = Field(default_factory=utc_timestamp)
 
 
-ProviderState = Literal["online", "offline", "rate_limited", "disabled"]
-__all__ += ["ProviderState"]
-
-
 class ProviderStatus(Contract):
     provider_id: str
     name: str
@@ -148,7 +153,7 @@ class ProviderStatus(Contract):
     status: ProviderState
     success_rate: float = Field(ge=0, le=100)
     latency_ms: float | None = None
-    breaker: Literal["closed", "open", "half_open"] = "closed"
+    breaker: BreakerState = "closed"
     last_checked: str | None = None
 
 

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
+
+from pricewire_contracts import PollOutcome
 
 __all__ = [
     "BadResponse",
@@ -27,17 +29,6 @@ __all__ = [
     "PollOutcome",
     "PollTimeout",
     "RateLimited",
-]
-
-PollOutcome = Literal[
-    "ok",
-    "timeout",
-    "http_error",
-    "rate_limited",
-    "bad_response",
-    "network_error",
-    "breaker_open",
-    "disabled",
 ]
 
 

@@ -4,13 +4,12 @@ probe) -> closed on success, or open again for longer on failure."""
 from __future__ import annotations
 
 import random
-from typing import Literal
+
+from pricewire_contracts import BreakerState
 
 from .limits import full_jitter
 
 __all__ = ["BreakerState", "CircuitBreaker"]
-
-BreakerState = Literal["closed", "open", "half_open"]
 
 
 class CircuitBreaker:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
 
-from ..errors import PollOutcome
+from pricewire_contracts import PollOutcome, ProviderState
 
-__all__ = ["HealthWindow", "ProviderStatus", "status_for"]
-
-ProviderStatus = Literal["online", "offline", "rate_limited", "disabled"]
+__all__ = ["HealthWindow", "status_for"]
 
 
-def status_for(outcome: PollOutcome) -> ProviderStatus:
+def status_for(outcome: PollOutcome) -> ProviderState:
     """A 429 is ``rate_limited`` (up, but asking us to slow down), never ``offline``.
 
     >>> status_for("ok"), status_for("rate_limited"), status_for("timeout")
