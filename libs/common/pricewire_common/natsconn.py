@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 
-import nats
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
@@ -118,8 +117,3 @@ class NatsLink:
     async def _on_closed(self) -> None:
         NATS_CONNECTED.set(0)
         log.info("nats connection closed")
-
-
-# Re-exported for services that need the JetStream error types without importing nats directly.
-JetStreamContext = nats.js.JetStreamContext
-__all__ += ["JetStreamContext"]

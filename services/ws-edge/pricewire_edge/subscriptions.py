@@ -74,15 +74,6 @@ class SubscriptionIndex(Generic[C]):
     def subscriptions(self, client: C) -> dict[Group, Subscription]:
         return dict(self.by_client.get(client, {}))
 
-    def wants(self, client: C, group: Group, symbol: str | None = None) -> bool:
-        if client in self.whole[group]:
-            return True
-        return (
-            group is Group.PRICES
-            and symbol is not None
-            and client in self.by_symbol.get(symbol, ())
-        )
-
     def receivers(self, group: Group, symbol: str | None = None) -> Iterator[C]:
         """Every client that wants a message of ``group`` (about ``symbol``), each once."""
         whole = self.whole[group]
