@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -49,6 +51,17 @@ class ChildProcess:
             code = self.proc.returncode
         self._reap()
         return code
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """SIGSTOP for the duration: alive, connected, and answering nothing (a hung server)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("the process is not running")
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: a crash, no goodbye to anyone."""
