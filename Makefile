@@ -59,6 +59,7 @@ fmt: install ## format and fix what ruff can
 
 bench: install ## fan-out benchmark: edge vs a naive FastAPI manager vs nats-server's WebSocket listener
 	$(RUN) python services/market-ingest/bench_polling.py
+	$(RUN) python -m bench.ingest  # ingest: tick-to-client p50 / p99 at N ticks/s
 	$(RUN) python -m bench  # prints the summary line last
 
 schemas: install ## regenerate docs/asyncapi.yaml and the JSON Schemas of every contract

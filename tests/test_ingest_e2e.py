@@ -123,13 +123,25 @@ async def test_btc_price_market_news_and_every_provider_arrive(
     assert update.data.price == pytest.approx(truth, rel=0.01)
     assert update.data.sources >= 3
     assert not update.data.stale
+    # one vote per upstream: venues each once, sources its length, a finite confidence
+    for message in inbox.by_kind["price"]:
+        data = PriceUpdate.model_validate(message).data
+        assert data.venues == sorted(set(data.venues)), data
+        assert data.sources == len(data.venues)
+        assert data.confidence is not None and 0 <= data.confidence <= data.price
+        assert data.stale or data.sources >= 3
     market = MarketUpdate.model_validate(inbox.by_kind["market"][-1])
     assert "btc" in market.data
     assert market.data["btc"].price > 0
     NewsMessage.model_validate(inbox.by_kind["news"][0])
+    mirrors = {pid for pid, h in inbox.latest_health().items() if h.mirror}
+    assert mirrors == set(CATALOG.mirrors)
+    assert inbox.latest_health()["binance_vision"].upstream == "binance"
     statuses = {h.status for h in inbox.latest_health().values()}
     assert statuses <= {"online", "disabled"}  # only the inactive entries are disabled
-    assert sum(h.status == "online" for h in inbox.latest_health().values()) >= 150
+    assert sum(h.status == "online" for h in inbox.latest_health().values()) >= 100
+    # every provider polled feeds something: no liveness probe is left in the catalog
+    assert all(h.feeds and "probe" not in h.feeds for h in inbox.latest_health().values())
 
 
 @pytest.mark.slow

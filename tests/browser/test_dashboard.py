@@ -64,6 +64,12 @@ async def test_dashboard_shows_prices_and_provider_health_from_the_edge(
         await page.get_attribute('#providers-body tr[data-provider="messari"]', "data-status")
         == "offline"
     )
+    # a chain node's row shows its head, and what the provider feeds
+    blockchair = '#providers-body tr[data-provider="blockchair"]'
+    assert await page.get_attribute(blockchair, "data-chain") == "bitcoin"
+    assert await page.get_attribute(blockchair, "data-feeds") == "prices chain"
+    head = await page.text_content(f"{blockchair} .chain-head") or ""
+    assert head.startswith("bitcoin #830,123 · 42 s") and "1" in head
     # Market summary and news.
     assert await page.text_content("#sum-symbols") == "7"
     await page.wait_for_function(

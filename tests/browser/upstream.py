@@ -21,6 +21,7 @@ from pricewire_common.encoding import dumps
 from pricewire_contracts import (
     AlertData,
     AlertMessage,
+    ChainHeadReading,
     MarketCoin,
     MarketUpdate,
     NewsItem,
@@ -184,6 +185,7 @@ class ScriptedUpstream:
                 else (55.0 if status != "offline" else 0.0),
                 window_polls=20,
                 checked_at=utc_timestamp(),
+                **_chain_node(pid),
             )
             await self.nc.publish(self.subjects.provider_health(pid), dumps(event))
 
@@ -200,6 +202,7 @@ class ScriptedUpstream:
                 latency_ms=round(self.rng.uniform(40, 600)) if status == "online" else None,
                 breaker="open" if status == "offline" else "closed",
                 last_checked=utc_timestamp(),
+                **_chain_node(pid),
             )
             for pid, name, category, status in PROVIDERS
         ]
@@ -246,3 +249,11 @@ async def _main(url: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_main(sys.argv[1] if len(sys.argv) > 1 else "nats://127.0.0.1:4222"))
+
+
+def _chain_node(provider_id: str) -> dict[str, Any]:
+    """What the one chain node of the script (blockchair) feeds and the head it read."""
+    if provider_id != "blockchair":
+        return {}
+    head = ChainHeadReading(chain="bitcoin", height=830_123, behind=1, block_age_s=42.0)
+    return {"feeds": ["prices", "chain"], "chain": head}

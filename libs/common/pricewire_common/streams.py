@@ -11,11 +11,18 @@ stream                 subjects                why
 ``<ROOT>_MARKET``      ``market``              ``seq``, resume, last market snapshot
 ``<ROOT>_NEWS``        ``news``                ``seq``, resume, latest items
 ``<ROOT>_ALERTS``      ``alert.*``             ``seq``, resume, latest alerts
+``<ROOT>_CHAIN``       ``chain.*``             the last head of every chain (one per subject)
 ``<ROOT>_SESSIONS``    ``session.*``           registry's durable consumer: no lost event
 =====================  ======================  =========================================
 
 ``provider.stats`` is not kept: it is a periodic summary, superseded by the next one, with no
 ``seq`` (the edge keeps the latest in memory for the market snapshot).
+
+``chain.*`` is kept like a KV bucket: one message per chain, the newest, for ``history_s``
+(a chain nobody could read for that long drops out). A reader asks for the last message per
+subject and has every chain's head at once, then follows updates. It is not a WebSocket group
+(no ``seq``, no resume): each message supersedes the previous one, so ingest publishes it on
+core NATS, and a message lost to a leader election is replaced by the next poll's.
 """
 
 from __future__ import annotations
@@ -75,6 +82,19 @@ def stream_configs(subjects: SubjectCatalog, limits: StreamLimits) -> list[Strea
         data(Group.MARKET, max_age=limits.history_s, per_subject=-1),
         data(Group.NEWS, max_age=limits.news_history_s, per_subject=1000),
         data(Group.ALERTS, max_age=limits.news_history_s, per_subject=1000),
+        StreamConfig(
+            name=subjects.chain_stream,
+            subjects=[subjects.chains],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=limits.history_s,
+            max_bytes=limits.max_bytes,
+            max_msgs_per_subject=1,
+            discard=DiscardPolicy.OLD,
+            num_replicas=limits.replicas,
+            duplicate_window=min(limits.duplicate_window_s, limits.history_s),
+            allow_direct=True,
+        ),
         StreamConfig(
             name=subjects.sessions_stream,
             subjects=[subjects.sessions],

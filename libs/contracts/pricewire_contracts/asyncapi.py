@@ -19,13 +19,17 @@ from pydantic.json_schema import models_json_schema
 
 from .common import DATA_GROUPS, Group
 from .events import (
+    ChainStatus,
     EdgeReport,
+    EdgeSessionList,
+    EdgeSessionsRequest,
     ProviderHealth,
     ProviderQuotes,
     SessionActivity,
     SessionClosed,
     SessionOpened,
     StatsRequest,
+    StreamTick,
 )
 from .server import (
     AlertMessage,
@@ -158,6 +162,40 @@ def _channels(s: SubjectCatalog) -> list[_Channel]:
             },
         ),
         _Channel(
+            "chain",
+            _wildcard(s.chains, "chain"),
+            "Head, block age, base fee and network status of one chain, after every poll of "
+            "one of its providers (the highest head heard within the window wins). The stream "
+            "keeps the last message of each chain: deliver the last per subject for a snapshot.",
+            "market-ingest",
+            (ChainStatus,),
+            {
+                "chain": {
+                    "description": "Lower-case chain name, `^[a-z0-9_-]{1,64}$`.",
+                    "examples": ["ethereum", "bsc", "solana", "bitcoin"],
+                }
+            },
+            stream=s.chain_stream,
+        ),
+        _Channel(
+            "tick",
+            f"{s.base}.tick.{{venue}}.{{symbol}}",
+            "One venue's streamed tick (public WebSocket feed), as it arrives: raw and "
+            "normalised, before the consensus. Core NATS only: no stream keeps ticks.",
+            "market-ingest",
+            (StreamTick,),
+            {
+                "venue": {
+                    "description": "The streamed venue, `^[a-z0-9_-]{1,64}$`.",
+                    "enum": ["binance", "coinbase", "kraken", "okx", "bybit", "bitstamp"],
+                },
+                "symbol": {
+                    "description": "Upper-case symbol, `^[A-Z0-9]{1,20}$`.",
+                    "examples": ["BTC"],
+                },
+            },
+        ),
+        _Channel(
             "providerStats",
             s.provider_stats,
             "Summary of every provider's status, every provider-stats interval (30 s).",
@@ -241,6 +279,29 @@ def _channels(s: SubjectCatalog) -> list[_Channel]:
                 }
             },
         ),
+        _Channel(
+            "edgeSessions",
+            _wildcard(s.edge_sessions_all, "edgeId"),
+            "Request-reply: one page of an edge's live session ids (at most 10,000 ids and "
+            "512 KiB), in id order after `after`. session-registry asks only to reconcile: the "
+            "first report of an edge since it started, a new `boot_id`, or a grown "
+            "`session_events_unconfirmed`; never every interval.",
+            "session-registry (request); ws-edge (reply)",
+            (EdgeSessionsRequest,),
+            {
+                "edgeId": {
+                    "description": "The edge's instance id, as in `edge.report.{edgeId}`.",
+                    "examples": ["ws-edge-7c9f6d5b8-x2x9q"],
+                }
+            },
+        ),
+        _Channel(
+            "edgeSessionsReply",
+            "",
+            "The reply to an `edge.sessions.{edgeId}` request, on the requester's inbox.",
+            "ws-edge",
+            (EdgeSessionList,),
+        ),
     ]
 
 
@@ -309,7 +370,7 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
         doc_channels[ch.key] = entry
 
     for ch in channels:
-        if ch.key == "statsReply":
+        if ch.key in ("statsReply", "edgeSessionsReply"):
             continue
         ref = {"$ref": f"#/channels/{ch.key}"}
         msgs = [
@@ -324,6 +385,18 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
                 "reply": {
                     "channel": {"$ref": "#/channels/statsReply"},
                     "messages": [{"$ref": "#/channels/statsReply/messages/StatsMessage"}],
+                },
+            }
+            continue
+        if ch.key == "edgeSessions":
+            operations["answerEdgeSessionsRequest"] = {
+                "action": "receive",
+                "channel": ref,
+                "summary": "An edge answers with one page of its live session ids.",
+                "messages": msgs,
+                "reply": {
+                    "channel": {"$ref": "#/channels/edgeSessionsReply"},
+                    "messages": [{"$ref": "#/channels/edgeSessionsReply/messages/EdgeSessionList"}],
                 },
             }
             continue

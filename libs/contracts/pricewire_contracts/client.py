@@ -57,10 +57,15 @@ class AuthRequest(Contract):
 
 
 class ResumeRequest(Contract):
-    """Sent as the first message after a reconnect: replay every group message after ``last_seq``."""
+    """Sent as the first message after a reconnect: replay every group message after ``last_seq``.
+
+    ``resume_token`` is the secret the session's ``welcome`` (or last ``resumed``) carried; a
+    session id alone is public and proves nothing.
+    """
 
     type: Literal["resume"]
     session_id: str = Field(min_length=1, max_length=64)
+    resume_token: str | None = Field(default=None, max_length=128)
     last_seq: dict[Group, int] = Field(default_factory=dict)
 
 

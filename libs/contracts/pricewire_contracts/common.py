@@ -10,9 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DATA_GROUPS",
+    "FEEDS",
     "BreakerState",
+    "ChainId",
+    "ChainState",
     "ClientType",
     "Contract",
+    "Feed",
     "Group",
     "PollOutcome",
     "ProviderState",
@@ -75,6 +79,17 @@ PollOutcome = Literal[
 ProviderState = Literal["online", "offline", "rate_limited", "disabled"]
 #: A provider's circuit breaker.
 BreakerState = Literal["closed", "open", "half_open"]
+
+#: What a provider's answers feed: prices (the consensus), news, sentiment, chain heads
+#: (``chain.<chain>``), or nothing but its own availability (``probe``).
+Feed = Literal["prices", "news", "sentiment", "chain", "probe"]
+#: Every feed, in the order a ``feeds`` list is written.
+FEEDS: tuple[Feed, ...] = ("prices", "news", "sentiment", "chain", "probe")
+#: A chain's network status: ``ok`` while its head advances, ``stalled`` when no new block was
+#: seen for much longer than its block time.
+ChainState = Literal["ok", "stalled"]
+#: A chain's name in lower case (``ethereum``, ``bsc``, ``solana``); a NATS subject token.
+ChainId = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")]
 
 #: An upper-case ticker such as ``BTC``; it is also a NATS subject token.
 Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]

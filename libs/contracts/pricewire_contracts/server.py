@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import (
     BreakerState,
+    ChainId,
     ClientType,
     Contract,
+    Feed,
     Group,
     ProviderState,
     Severity,
@@ -27,6 +29,7 @@ __all__ = [
     "AlertData",
     "AlertMessage",
     "AuthOk",
+    "ChainHeadReading",
     "Conflated",
     "ConnectionStats",
     "ErrorCode",
@@ -47,6 +50,7 @@ __all__ = [
     "Resumed",
     "StatsMessage",
     "StatsUpdate",
+    "StreamHealth",
     "Subscribed",
     "Unsubscribed",
     "Welcome",
@@ -57,10 +61,17 @@ __all__ += ["WELCOME_TEXT"]
 
 
 class Welcome(Contract):
+    """The first message on every connection.
+
+    ``session_id`` is public (``GET /api/sessions`` lists it); ``resume_token`` is the session's
+    private secret, sent to this client alone: a ``resume`` must carry it (see ``Resumed``).
+    """
+
     type: Literal["welcome"] = "welcome"
     session_id: str
     message: str = WELCOME_TEXT
     timestamp: str = Field(default_factory=utc_timestamp)
+    resume_token: str | None = None  # after the guide's fields, which keep the guide's order
 
 
 class Heartbeat(Contract):
@@ -146,6 +157,46 @@ class StatsMessage(Contract):
     timestamp: str = Field(default_factory=utc_timestamp)
 
 
+class ChainHeadReading(Contract):
+    """One provider's head of one chain, as one poll read it."""
+
+    chain: ChainId
+    height: int = Field(gt=0)
+    behind: int = Field(
+        default=0, ge=0, description="Blocks behind the highest head of the chain heard then"
+    )
+    block_time: str | None = Field(
+        default=None, description="Time of the head block, when the provider gives it"
+    )
+    block_age_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds since the head block (its own time when given, else since "
+        "Pricewire first saw this height: a lower bound)",
+    )
+    base_fee_gwei: float | None = Field(
+        default=None, ge=0, description="Base fee per gas of the head block (EVM nodes)"
+    )
+
+
+class StreamHealth(Contract):
+    """A venue's WebSocket stream (market-ingest's streaming ingest), on its provider row."""
+
+    state: Literal["live", "degraded", "offline"] = Field(
+        description="live: subscribed and receiving; degraded: reconnecting or part of its "
+        "connections down (its REST adapter keeps the venue's quote fresh); offline: down for "
+        "longer than the offline limit"
+    )
+    reason: str | None = Field(default=None, description="Why it is not live")
+    ticks: int = Field(default=0, ge=0, description="Ticks taken since the start")
+    reconnects: int = Field(default=0, ge=0)
+    stalls: int = Field(default=0, ge=0, description="Silent stalls detected (no message)")
+    sequence_gaps: int = Field(default=0, ge=0)
+    malformed: int = Field(default=0, ge=0, description="Frames or entries dropped as malformed")
+    last_fault: str | None = Field(default=None, description="The latest fault seen")
+    last_tick_at: float | None = Field(default=None, description="Unix time of the latest tick")
+
+
 class ProviderStatus(Contract):
     provider_id: str
     name: str
@@ -155,6 +206,25 @@ class ProviderStatus(Contract):
     latency_ms: float | None = None
     breaker: BreakerState = "closed"
     last_checked: str | None = None
+    upstream: str | None = Field(
+        default=None, description="The venue or data origin the provider relays (binance, ...)"
+    )
+    mirror: bool = Field(
+        default=False,
+        description="Another catalog entry relays the same upstream first: kept for failover, "
+        "one vote with it in the consensus",
+    )
+    feeds: list[Feed] = Field(
+        default_factory=list, description="What the provider's answers feed (from its adapter)"
+    )
+    chain: ChainHeadReading | None = Field(
+        default=None,
+        description="The chain head its latest poll read (chain feeds; none after a failed "
+        "poll or when the provider went silent)",
+    )
+    stream: StreamHealth | None = Field(
+        default=None, description="A venue's WebSocket stream: its state and why"
+    )
 
 
 class ProviderSummary(Contract):
@@ -193,16 +263,53 @@ class MarketUpdate(Contract):
     timestamp: str = Field(default_factory=utc_timestamp)
 
 
+#: ``PriceData.venues`` holds at most this many upstream names
+MAX_VENUES = 32
+
+
 class PriceData(Contract):
-    """The guide's three fields, then the consensus details."""
+    """The guide's three fields, then the consensus details (docs/consensus.md).
+
+    One vote per upstream (venue or data origin): ``venues`` names the upstreams whose quotes
+    made the price, ``sources`` is how many. ``confidence`` is the half-width in USD of the
+    interval the votes support around ``price`` (Pyth-style), ``confidence_pct`` the same in
+    percent of the price.
+    """
 
     symbol: Symbol
     price: float = Field(gt=0, allow_inf_nan=False)
     change_24h: float | None = None
-    sources: int = Field(default=1, ge=0)
+    sources: int = Field(
+        default=1, ge=0, description="Upstreams that voted: len(venues) when venues is given"
+    )
     spread_pct: float | None = None
     stale: bool = False
     updated_at: float | None = Field(default=None, description="Unix time of the newest quote")
+    venues: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_VENUES,
+        description="The upstreams that voted (venues or data origins), sorted, each once",
+    )
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="USD half-width of the consensus interval: 0 <= confidence <= price",
+    )
+    confidence_pct: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="confidence / price * 100"
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PriceData:
+        if self.venues:
+            if len(set(self.venues)) != len(self.venues):
+                raise ValueError("venues names an upstream twice")
+            if self.sources != len(self.venues):
+                raise ValueError("sources must equal len(venues)")
+        if self.confidence is not None and self.confidence > self.price:
+            raise ValueError("confidence must not exceed the price")
+        return self
 
 
 class PriceUpdate(Contract):
@@ -213,7 +320,10 @@ class PriceUpdate(Contract):
 
 
 class AlertData(Contract):
-    alert_type: str
+    alert_type: str = Field(
+        description="price_threshold, price_move, price_stale, price_fresh, dislocation, "
+        "dislocation_cleared, provider_outage, provider_recovered, sentiment_shift, ..."
+    )
     message: str
     severity: Severity
     symbol: Symbol | None = None
@@ -245,8 +355,11 @@ class NewsMessage(Contract):
 
 
 class Resumed(Contract):
+    """A resume succeeded. ``resume_token`` replaces the old one, which no longer works."""
+
     type: Literal["resumed"] = "resumed"
     session_id: str
+    resume_token: str | None = None
     replayed: dict[Group, int] = Field(default_factory=dict)
     last_seq: dict[Group, int] = Field(default_factory=dict)
     timestamp: str = Field(default_factory=utc_timestamp)
@@ -266,8 +379,17 @@ class Conflated(Contract):
 
 
 class ResumeFailed(Contract):
+    """A resume did not happen; the client is subscribed afresh and gets snapshots instead.
+
+    ``reason`` is one of ``unknown_session``, ``invalid_resume_token`` (wrong or missing
+    token), ``wrong_user`` (the session belongs to another authenticated subject),
+    ``history_gone`` (the stream no longer reaches the client's ``last_seq``) and
+    ``unavailable`` (NATS or the stream failed during the resume); ``detail`` says it in words.
+    """
+
     type: Literal["resume_failed"] = "resume_failed"
     reason: str
+    detail: str | None = None
     session_id: str | None = None
     timestamp: str = Field(default_factory=utc_timestamp)
 

@@ -13,6 +13,9 @@ subject                        payload                                    publis
 ``alert.<alert_type>``         ``alert`` message                          market-ingest
 ``provider.health.<provider>`` ``ProviderHealth`` event                   market-ingest
 ``provider.quotes.<provider>`` ``ProviderQuotes`` event (between shards) market-ingest
+``chain.<chain>``              ``ChainStatus`` event                      market-ingest
+``tick.<venue>.<SYMBOL>``      ``StreamTick`` (one venue's streamed       market-ingest
+                               tick; core NATS only, not kept)
 ``provider.stats``             ``provider_stats`` message                 stats
 ``stats.update``               ``stats_update`` message                   stats
 ``stats.get``                  request ``StatsRequest``, reply ``stats``  stats (replier)
@@ -20,6 +23,8 @@ subject                        payload                                    publis
 ``session.opened|closed``      ``SessionOpened`` / ``SessionClosed``      ws-edge
 ``session.activity``           ``SessionActivity``                        ws-edge
 ``edge.report.<edge_id>``      ``EdgeReport``                             ws-edge
+``edge.sessions.<edge_id>``    request ``EdgeSessionsRequest``, reply     ws-edge (replier)
+                               ``EdgeSessionList`` (one page of ids)
 =============================  =========================================  ==============
 """
 
@@ -35,6 +40,7 @@ __all__ = ["SubjectCatalog", "SubjectError"]
 _ROOT = re.compile(r"^[A-Za-z0-9_-]+$")
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CHAIN = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
 class SubjectError(ValueError):
@@ -108,6 +114,28 @@ class SubjectCatalog:
     def provider_stats(self) -> str:
         return f"{self.base}.provider.stats"
 
+    def chain(self, chain: str) -> str:
+        """One chain's head (``ChainStatus``); ``chain`` is lower case: ``ethereum``, ``bsc``."""
+        return f"{self.base}.chain.{_token(chain, _CHAIN, 'chain')}"
+
+    @property
+    def chains(self) -> str:
+        return f"{self.base}.chain.*"
+
+    def tick(self, venue: str, symbol: str) -> str:
+        """One venue's streamed ticks of one symbol (core NATS only: no stream keeps them).
+
+        >>> SubjectCatalog().tick("binance", "BTC")
+        'pricewire.v1.tick.binance.BTC'
+        """
+        return (
+            f"{self.base}.tick.{_token(venue, _CHAIN, 'venue')}.{_token(symbol, _SYMBOL, 'symbol')}"
+        )
+
+    @property
+    def ticks(self) -> str:
+        return f"{self.base}.tick.>"
+
     # -- stats ----------------------------------------------------------------------
     @property
     def stats_update(self) -> str:
@@ -149,6 +177,14 @@ class SubjectCatalog:
     def edge_reports(self) -> str:
         return f"{self.base}.edge.report.*"
 
+    def edge_sessions(self, edge_id: str) -> str:
+        """Where an edge answers with its live session ids, a page at a time (reconciliation)."""
+        return f"{self.base}.edge.sessions.{_token(edge_id, _ID, 'edge id')}"
+
+    @property
+    def edge_sessions_all(self) -> str:
+        return f"{self.base}.edge.sessions.*"
+
     # -- groups -------------------------------------------------------------------------
     def group_subjects(self, group: Group) -> tuple[str, ...]:
         """The data subjects a client of ``group`` receives (``all``: every data group)."""
@@ -188,6 +224,11 @@ class SubjectCatalog:
             return self.market
         (subject,) = self.group_subjects(group)
         return subject
+
+    @property
+    def chain_stream(self) -> str:
+        """The last ``ChainStatus`` of every chain (one message per subject: a KV-like view)."""
+        return f"{self._prefix}_CHAIN"
 
     @property
     def sessions_stream(self) -> str:

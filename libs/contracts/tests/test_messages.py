@@ -19,7 +19,7 @@ from pricewire_contracts import (
 
 def test_welcome_has_the_guides_fields_in_the_guides_order() -> None:
     body = json.loads(Welcome(session_id="550e8400-e29b-41d4-a716-446655440000").model_dump_json())
-    assert list(body) == ["type", "session_id", "message", "timestamp"]
+    assert list(body) == ["type", "session_id", "message", "timestamp", "resume_token"]
     assert body["message"] == "به سیستم مانیتورینگ کریپتو خوش آمدید"
 
 
@@ -66,6 +66,36 @@ def test_price_update_keeps_the_guides_shape() -> None:
     assert body["type"] == "price_update"
     assert body["data"]["symbol"] == "BTC" and body["data"]["price"] == 43250.5
     assert "timestamp" in body
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"venues": ["binance", "binance"], "sources": 2},  # an upstream twice
+        {"venues": ["binance", "kraken"], "sources": 3},  # sources is len(venues)
+        {"confidence": 100.5},  # wider than the price
+        {"confidence": -0.1},
+        {"confidence": float("nan")},
+        {"confidence_pct": float("inf")},
+        {"venues": [f"v{i}" for i in range(33)], "sources": 33},  # bounded
+    ],
+)
+def test_price_data_venues_and_confidence_are_coherent(extra: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        PriceData.model_validate({"symbol": "BTC", "price": 100.0, **extra})
+
+
+def test_price_data_carries_venues_and_confidence() -> None:
+    data = PriceData(
+        symbol="BTC",
+        price=100.0,
+        sources=2,
+        venues=["binance", "kraken"],
+        confidence=0.05,
+        confidence_pct=0.05,
+    )
+    body = data.model_dump(mode="json", exclude_none=True)
+    assert (body["venues"], body["sources"], body["confidence"]) == (["binance", "kraken"], 2, 0.05)
 
 
 def test_every_contract_exports_a_json_schema() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -22,6 +23,8 @@ from pricewire_common.encoding import dumps
 from pricewire_contracts import (
     AlertData,
     AlertMessage,
+    ChainHeadReading,
+    ChainStatus,
     MarketCoin,
     MarketUpdate,
     NewsItem,
@@ -33,6 +36,7 @@ from pricewire_contracts import (
     QuoteReading,
     Severity,
     SubjectCatalog,
+    SubjectError,
     utc_timestamp,
 )
 
@@ -45,10 +49,12 @@ from .adapters import (
     adapter_for,
     build_request,
     evaluate,
+    feeds_of,
 )
 from .catalog import Asset, Catalog, Provider, disabled_reason
 from .core.alerts import Alert, AlertEngine, AlertRules
 from .core.breaker import CircuitBreaker
+from .core.chains import ChainBoard, ChainView
 from .core.consensus import ConsensusPrice, QuoteBook, consensus, median_of
 from .core.gate import PriceGate
 from .core.health import HealthWindow, status_for
@@ -152,7 +158,7 @@ class IngestEngine:
         self.scheduler = Scheduler()
         self.book = QuoteBook()
         self.gate = PriceGate(
-            min_interval_s=settings.price_tick_s * 0.9, refresh_s=settings.price_refresh_s
+            min_interval_s=settings.price_min_interval_s, refresh_s=settings.price_refresh_s
         )
         self.news = NewsDeduplicator()
         self.alerts = AlertEngine(
@@ -164,14 +170,18 @@ class IngestEngine:
                 move_critical_pct=settings.alert_move_critical_pct,
                 move_window_s=settings.alert_move_window_s,
                 cooldown_s=settings.alert_cooldown_s,
+                dislocation_pct=settings.alert_dislocation_pct,
+                dislocation_clear_pct=settings.alert_dislocation_clear_pct,
                 locale=settings.alert_locale,
             ),
             names={a.symbol: (a.name, a.name_fa) for a in self.assets},
         )
         self.prices: dict[str, ConsensusPrice] = {}
         self.sentiment: tuple[int, str] | None = None
+        self.chains = ChainBoard()
         self.states: dict[str, _ProviderState] = {}
         self._aggregators: set[str] = set()
+        self._mirrors = catalog.mirrors
         self._semaphore = asyncio.Semaphore(settings.poll_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = asyncio.Event()
@@ -338,13 +348,36 @@ class IngestEngine:
         latency = self.clock() - started
         outcome: PollOutcome = failure.outcome if failure else "ok"
         report = PollReport(p.id, outcome, latency, data, failure.detail if failure else None)
-        await self._record(state, report, failure)
+        chain = self._observe_chain(state, data) if data is not None else None
+        await self._record(state, report, failure, chain)
         if data is not None:
             await self._consume(state, data)
+        if chain is not None:
+            await self._publish_chain(chain)
         return report
 
+    def _observe_chain(self, state: _ProviderState, data: PollData) -> ChainView | None:
+        """The chain view after this poll's head (the catalog's ``chain`` names the chain)."""
+        head = data.chain_head
+        if head is None:
+            return None
+        name = state.provider.chain or head.chain
+        try:
+            self.subjects.chain(name)
+        except SubjectError:
+            log.warning(
+                "chain head without a valid chain name",
+                extra={"provider": state.provider.id, "chain": name},
+            )
+            return None
+        return self.chains.observe(name, state.provider.id, head, now=self.wall())
+
     async def _record(
-        self, state: _ProviderState, report: PollReport, failure: PollFailure | None
+        self,
+        state: _ProviderState,
+        report: PollReport,
+        failure: PollFailure | None,
+        chain: ChainView | None = None,
     ) -> None:
         now = self.clock()
         p = state.provider
@@ -407,6 +440,10 @@ class IngestEngine:
             detail=report.detail,
             retry_after_s=retry_after,
             shard=self.settings.shard_index,
+            upstream=p.upstream,
+            mirror=p.id in self._mirrors,
+            feeds=feeds_of(state.adapter),
+            chain=_head_reading(chain, report.data) if chain is not None else None,
         )
         await self._publish_health(state, health)
         if self.settings.forwards_quotes and report.data is not None and report.data.quotes:
@@ -425,6 +462,7 @@ class IngestEngine:
         if event.category in _AGGREGATE_CATEGORIES:
             self._aggregators.add(event.provider_id)
         symbols = {a.symbol for a in self.assets}
+        upstream = self.catalog.upstream_of(event.provider_id)
         kept = [
             PriceQuote(
                 symbol=q.symbol,
@@ -434,6 +472,7 @@ class IngestEngine:
                 change_24h=q.change_24h,
                 market_cap=q.market_cap,
                 volume_24h=q.volume_24h,
+                upstream=upstream,
             )
             for q in event.quotes
             if q.symbol in symbols
@@ -449,7 +488,10 @@ class IngestEngine:
 
     async def _consume(self, state: _ProviderState, data: PollData) -> None:
         if data.quotes:
-            self.book.add(data.quotes)
+            upstream = state.provider.upstream
+            self.book.add(
+                q if q.upstream else dataclasses.replace(q, upstream=upstream) for q in data.quotes
+            )
         if data.news:
             await self._publish_news(data.news)
         if data.sentiment is not None:
@@ -504,6 +546,21 @@ class IngestEngine:
                 "news", self.subjects.news, dumps(message), {"Nats-Msg-Id": entry.id}
             )
 
+    async def _publish_chain(self, view: ChainView) -> None:
+        """One ``ChainStatus`` per chain per poll: the chain's merged head (see core.chains)."""
+        message = ChainStatus(
+            chain=view.chain,
+            height=view.height,
+            provider_id=view.provider_id,
+            status="stalled" if view.stalled else "ok",
+            block_time=_iso(view.block_time),
+            block_age_s=round(view.block_age_s, 1),
+            base_fee_gwei=_round(view.base_fee_gwei, 4),
+            providers=view.providers,
+            spread_blocks=view.spread_blocks,
+        )
+        await self._publish("chain", self.subjects.chain(view.chain), dumps(message))
+
     async def _publish_alerts(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             message = AlertMessage(
@@ -535,43 +592,66 @@ class IngestEngine:
             window_s=s.consensus_window_s,
             min_sources=s.consensus_min_sources,
             max_deviation_pct=s.consensus_max_deviation_pct,
+            aggregate_upstreams={self.catalog.upstream_of(pid) for pid in self._aggregators},
         )
 
     async def publish_prices(self) -> None:
         now = self.wall()
         tick = self.clock()
         for asset in self.assets:
-            symbol = asset.symbol
-            current = self.consensus_for(symbol, now)
-            last = self.prices.get(symbol)
-            if current is None:
-                if last is None:
-                    continue
-                # no trustworthy price any more: keep the last one, flagged, with no source
-                current = ConsensusPrice(
-                    symbol, last.price, 0, last.spread_pct, True, last.change_24h, last.updated_at
-                )
-            self.prices[symbol] = current
-            metrics.CONSENSUS_SOURCES.labels(symbol).set(current.sources)
-            metrics.CONSENSUS_SPREAD.labels(symbol).set(current.spread_pct / 100.0)
-            alerts = self.alerts.on_stale(symbol, current.stale, tick)
-            if not current.stale:
-                alerts += self.alerts.on_price(symbol, current.price, tick)
-            await self._publish_alerts(alerts)
-            if self.gate.admit(current, now=tick):
-                message = PriceUpdate(
-                    data=PriceData(
-                        symbol=symbol,
-                        price=current.price,
-                        change_24h=_round(current.change_24h, 2),
-                        sources=current.sources,
-                        spread_pct=round(current.spread_pct, 4),
-                        stale=current.stale,
-                        updated_at=round(current.updated_at, 3),
-                    )
-                )
-                await self._publish("price", self.subjects.price(symbol), dumps(message))
+            await self.publish_price(asset.symbol, now=now, tick=tick)
         self.book.prune(now=now, max_age_s=self.settings.consensus_window_s * 2)
+
+    async def publish_price(
+        self, symbol: str, *, now: float | None = None, tick: float | None = None
+    ) -> None:
+        """Recompute ``symbol``'s consensus and publish it if the gate lets it through: every
+        price tick for every symbol, and on every streamed tick for its symbol."""
+        now = self.wall() if now is None else now
+        tick = self.clock() if tick is None else tick
+        current = self.consensus_for(symbol, now)
+        last = self.prices.get(symbol)
+        if current is None:
+            if last is None:
+                return
+            # no trustworthy price any more: keep the last one, flagged, with no source
+            current = ConsensusPrice(
+                symbol,
+                last.price,
+                0,
+                last.spread_pct,
+                True,
+                last.change_24h,
+                last.updated_at,
+                confidence=last.confidence,
+                confidence_pct=last.confidence_pct,
+            )
+        else:
+            await self._publish_alerts(self.alerts.on_confidence(symbol, current.confidence_pct))
+        self.prices[symbol] = current
+        metrics.CONSENSUS_SOURCES.labels(symbol).set(current.sources)
+        metrics.CONSENSUS_SPREAD.labels(symbol).set(current.spread_pct / 100.0)
+        metrics.CONSENSUS_CONFIDENCE.labels(symbol).set(current.confidence_pct / 100.0)
+        alerts = self.alerts.on_stale(symbol, current.stale, tick)
+        if not current.stale:
+            alerts += self.alerts.on_price(symbol, current.price, tick)
+        await self._publish_alerts(alerts)
+        if self.gate.admit(current, now=tick):
+            message = PriceUpdate(
+                data=PriceData(
+                    symbol=symbol,
+                    price=current.price,
+                    change_24h=_round(current.change_24h, 2),
+                    sources=current.sources,
+                    spread_pct=round(current.spread_pct, 4),
+                    stale=current.stale,
+                    updated_at=round(current.updated_at, 3),
+                    venues=list(current.venues),
+                    confidence=min(float(f"{current.confidence:.6g}"), current.price),
+                    confidence_pct=round(current.confidence_pct, 4),
+                )
+            )
+            await self._publish("price", self.subjects.price(symbol), dumps(message))
 
     async def publish_market(self) -> None:
         now = self.wall()
@@ -612,6 +692,9 @@ class IngestEngine:
             checked_at=utc_timestamp(),
             detail=state.disabled,
             shard=self.settings.shard_index,
+            upstream=p.upstream,
+            mirror=p.id in self._mirrors,
+            feeds=feeds_of(state.adapter),
         )
 
     async def _report_disabled(self, *, force: bool = False) -> None:
@@ -691,6 +774,25 @@ def _reading(quote: PriceQuote) -> QuoteReading:
         market_cap=quote.market_cap,
         volume_24h=quote.volume_24h,
     )
+
+
+def _head_reading(view: ChainView, data: PollData | None) -> ChainHeadReading | None:
+    """The polled provider's own head, for its health event (and its provider_stats row)."""
+    head = data.chain_head if data is not None else None
+    if head is None:
+        return None
+    return ChainHeadReading(
+        chain=view.chain,
+        height=head.height,
+        behind=view.behind,
+        block_time=_iso(head.block_time),
+        block_age_s=round(view.provider_age_s, 1),
+        base_fee_gwei=_round(head.base_fee_gwei, 4),
+    )
+
+
+def _iso(unix: float | None) -> str | None:
+    return None if unix is None else utc_timestamp(datetime.fromtimestamp(unix, UTC))
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "BREAKER_STATES",
+    "CONSENSUS_CONFIDENCE",
     "CONSENSUS_SOURCES",
     "CONSENSUS_SPREAD",
     "NEWS_DUPLICATES",
@@ -43,7 +44,14 @@ POLLS_DEFERRED = Counter(
     "Polls pushed back before any request (rate_limit: token bucket empty; breaker: open)",
     ["reason"],
 )
-CONSENSUS_SOURCES = Gauge("pricewire_consensus_sources", "Quotes in the last consensus", ["symbol"])
+CONSENSUS_SOURCES = Gauge(
+    "pricewire_consensus_sources", "Upstreams that voted in the last consensus", ["symbol"]
+)
+CONSENSUS_CONFIDENCE = Gauge(
+    "pricewire_consensus_confidence_ratio",
+    "Confidence half-width / price of the last consensus",
+    ["symbol"],
+)
 CONSENSUS_SPREAD = Gauge(
     "pricewire_consensus_spread_ratio", "(max - min) / price of the accepted quotes", ["symbol"]
 )

@@ -21,6 +21,8 @@ class PriceQuote:
     change_24h: float | None = None  #: percent
     market_cap: float | None = None  #: USD
     volume_24h: float | None = None  #: USD
+    #: the venue or data origin (the catalog entry's ``upstream``); empty: the provider id
+    upstream: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,13 @@ class SentimentReading:
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
+    """A chain's head as one provider reported it. ``chain`` is the adapter's guess (a
+    provider's catalog ``chain`` overrides it); the rest only when the provider gives it."""
+
     chain: str
     height: int
+    block_time: float | None = None  #: unix seconds of the head block
+    base_fee_gwei: float | None = None  #: base fee per gas of the head block (EIP-1559)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from .adapters import ADAPTERS
 from .app import create_app
 from .catalog import Catalog, load_catalog
 from .engine import IngestEngine
+from .plans import apply_plans
 from .poller import HttpFetcher
 from .settings import IngestSettings
 
@@ -147,8 +148,30 @@ async def _follow_other_shards(nc: Client, settings: IngestSettings, engine: Ing
     log.info("consensus shard: following the quotes of the other shards")
 
 
+async def _run_with_streams(
+    engine: IngestEngine, settings: IngestSettings, catalog: Catalog, stop: asyncio.Event
+) -> None:
+    """The engine, and beside it the venues' WebSocket streams when enabled (the consensus
+    shard only: ticks feed the consensus)."""
+    if not (settings.stream_enabled and settings.publishes_prices and settings.stream_venues):
+        await engine.run(stop)
+        return
+    from .streaming.ingest import StreamIngest
+
+    streams = StreamIngest(engine, settings, catalog)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(engine.run(stop))
+        group.create_task(streams.run(stop))
+
+
 async def serve(settings: IngestSettings) -> None:
-    catalog = load_catalog(settings.catalog_file, families=ADAPTERS)
+    catalog = apply_plans(
+        load_catalog(settings.catalog_file, families=ADAPTERS),
+        os.environ,
+        cryptopanic_plan=settings.cryptopanic_plan,
+        coingecko_plan=settings.coingecko_plan,
+        coingecko_monthly_calls=settings.coingecko_monthly_calls,
+    )
     keys = collect_keys(
         catalog, os.environ, simulated=settings.simulated and settings.simulated_keys
     )
@@ -194,7 +217,7 @@ async def serve(settings: IngestSettings) -> None:
         engine.news.remember(await recent_news_ids(js, settings.subjects))
         if settings.shard_count > 1 and settings.publishes_prices:
             await _follow_other_shards(nc, settings, engine)
-        await engine.run(stop)
+        await _run_with_streams(engine, settings, catalog, stop)
     finally:
         log.info("ingest stopping")
         await fetcher.aclose()

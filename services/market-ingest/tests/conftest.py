@@ -41,11 +41,14 @@ def parse(catalog: Catalog) -> Callable[..., PollData]:
         provider_id: str | None = None,
         now: float = NOW,
     ) -> PollData:
-        provider = (
-            catalog.provider(provider_id)
-            if provider_id
-            else next(p for p in catalog.providers if p.family == family)
-        )
+        if provider_id:
+            provider = catalog.provider(provider_id)
+        else:
+            # a family the catalog no longer polls (it fed nothing) is still parsed the same way
+            provider = next(
+                (p for p in catalog.providers if p.family == family),
+                catalog.providers[0].model_copy(update={"id": family, "family": family}),
+            )
         ctx = ParseContext.for_provider(provider, catalog.assets, now)
         return evaluate(adapter_for(family), RawResponse(status, body, headers or {}), ctx)
 
@@ -73,7 +76,15 @@ class SimFetcher:
         fault = self.sim.faults.get(pid)
         if fault is not None and fault.mode == "timeout":
             raise PollTimeout(f"no complete answer within {timeout_s:g} s")
-        answer = await self.sim.answer(self.sim.providers[pid])
+        from pricewire_ingest.simulator.strict import SimRequest
+
+        path = spec.url.split("://", 1)[1].split("/", 2)
+        request = SimRequest(
+            "/" + path[2] if len(path) > 2 else "",
+            dict(spec.params),
+            {k.lower(): v for k, v in spec.headers.items()},
+        )
+        answer = await self.sim.answer(self.sim.providers[pid], request)
         headers = {"content-type": answer.content_type}
         if answer.status == 429:
             headers["retry-after"] = f"{fault.retry_after_s:g}" if fault else "5"

@@ -21,8 +21,8 @@ from pricewire_ingest.catalog import (
 from pricewire_ingest.errors import CatalogError
 
 
-def test_catalog_holds_at_least_150_providers_in_every_category(catalog: Catalog) -> None:
-    assert len(catalog.providers) >= 150
+def test_catalog_holds_at_least_100_providers_in_every_category(catalog: Catalog) -> None:
+    assert len(catalog.providers) >= 100
     categories = {p.category for p in catalog.providers}
     assert categories == {"market_data", "exchange", "news", "sentiment", "onchain", "rpc", "defi"}
 
@@ -81,9 +81,7 @@ def test_keyed_provider_without_its_key_is_disabled_not_polled(catalog: Catalog)
     assert disabled_reason(cmc, {"COINMARKETCAP_API_KEY": "k"}) is None
     # an optional key: polled without it
     assert disabled_reason(catalog.provider("cryptocompare"), {}) is None
-    assert disabled_reason(catalog.provider("nomics"), {"NOMICS_API_KEY": "k"}).startswith(
-        "inactive:"
-    )
+    assert disabled_reason(catalog.provider("polygon_mumbai"), {}).startswith("inactive:")
 
 
 def test_every_active_provider_builds_a_request(catalog: Catalog) -> None:
@@ -153,6 +151,7 @@ def _minimal(**provider: object) -> dict[str, object]:
         ),
         ({"base_url": "ftp://example.com"}, "base_url"),
         ({"unknown_field": 1}, "unknown_field"),
+        ({"upstream": "Binance Spot"}, "upstream"),
     ],
 )
 def test_invalid_catalog_is_refused_with_a_reason(
@@ -171,6 +170,37 @@ def test_duplicate_ids_and_unknown_families_are_refused(tmp_path: Path) -> None:
         load_catalog(_write(tmp_path, _minimal(family="nope")), families=ADAPTERS)
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "missing.json")
+
+
+def test_every_entry_names_its_upstream_and_mirrors_are_marked(catalog: Catalog) -> None:
+    raw = json.loads(default_catalog_path().read_text(encoding="utf-8"))
+    unnamed = [p["id"] for p in raw["providers"] if not p.get("upstream")]
+    assert unnamed == [], "every catalog entry names its upstream explicitly"
+    by_id = {p.id: p for p in catalog.providers}
+    assert {by_id[pid].upstream for pid in ("binance_public", "binance_vision")} == {"binance"}
+    assert by_id["cg_simple_price"].upstream == by_id["coingecko"].upstream == "coingecko"
+    assert {by_id[pid].upstream for pid in ("coinbase_exchange", "coinbase_spot")} == {"coinbase"}
+    assert by_id["kraken"].upstream != by_id["binance_us"].upstream != "binance"
+    # of each upstream, exactly one entry is not a mirror
+    upstreams = {p.upstream for p in catalog.providers}
+    primaries = [p for p in catalog.providers if p.id not in catalog.mirrors]
+    assert sorted(p.upstream for p in primaries) == sorted(upstreams)
+    assert "binance_vision" in catalog.mirrors and "binance_public" not in catalog.mirrors
+    assert catalog.upstream_of("binance_vision") == "binance"
+    assert catalog.upstream_of("not_in_the_catalog") == "not_in_the_catalog"
+
+
+def test_upstream_defaults_to_the_id_and_an_active_entry_is_the_primary(tmp_path: Path) -> None:
+    data = _minimal()
+    (base,) = data["providers"]  # type: ignore[misc]
+    data["providers"] = [
+        {**base, "id": "old", "upstream": "kraken", "inactive": "retired"},
+        {**base, "id": "new", "upstream": "kraken", "rate_group": "b"},
+        {**base, "id": "other", "rate_group": "c"},
+    ]
+    catalog = load_catalog(_write(tmp_path, data))
+    assert [p.upstream for p in catalog.providers] == ["kraken", "kraken", "other"]
+    assert catalog.mirrors == {"old"}
 
 
 def test_docs_list_every_provider(catalog: Catalog) -> None:

@@ -179,3 +179,20 @@ def test_deduplicator_remembers_a_bounded_number_of_ids() -> None:
     assert [d.first_time(i) for i in "abca"] == [True, True, True, False]
     d.remember(["d", "e"])
     assert "a" in d and "b" not in d and len(d) == 3
+
+
+def test_dislocation_fires_once_and_clears_with_hysteresis() -> None:
+    e = engine(dislocation_pct=0.5, dislocation_clear_pct=0.25, locale="en")
+    kinds = []
+    # confidence_pct per tick: hovering around the threshold alerts once; clears below 0.25
+    for pct in (0.1, 0.3, 0.55, 0.49, 0.6, 0.3, 0.26, 0.2, 0.45, 0.5):
+        kinds += [(a.alert_type, a.severity, a.value) for a in e.on_confidence("BTC", pct)]
+    assert kinds == [
+        ("dislocation", "warning", 0.55),
+        ("dislocation_cleared", "info", 0.2),
+        ("dislocation", "warning", 0.5),
+    ]
+    (alert,) = engine(dislocation_pct=0.5).on_confidence("ETH", 0.8)
+    assert alert.symbol == "ETH"
+    assert alert.message == "منابع قیمت اتریوم هم‌خوان نیستند: بازهٔ اطمینان ±۰٫۸۰٪"
+    assert engine(dislocation_pct=0.0).on_confidence("BTC", 50.0) == []  # turned off

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import statistics
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -94,7 +96,8 @@ def test_consensus_ignores_the_order_of_quotes(prices: list[float], rng: object)
 
 
 @given(
-    st.lists(st.floats(min_value=99.0, max_value=101.0), min_size=3, max_size=20),
+    # honest quotes within 2 % of each other (99..101 could put one just past 2 % of a 99 median)
+    st.lists(st.floats(min_value=99.5, max_value=101.0), min_size=3, max_size=20),
     st.floats(min_value=2.0, max_value=1e6),
 )
 def test_a_minority_of_wild_quotes_cannot_move_the_price(
@@ -158,3 +161,309 @@ def test_health_window_success_rate_and_status() -> None:
         "offline",
         "disabled",
     ]
+
+
+# -- one vote per upstream, weights, confidence ---------------------------------------------
+
+
+def v(
+    upstream: str,
+    price: float,
+    at: float = 0.0,
+    *,
+    provider: str | None = None,
+    volume: float | None = None,
+) -> PriceQuote:
+    """A quote of ``upstream`` (through the catalog entry ``provider``, default its name)."""
+    return PriceQuote("BTC", price, provider or upstream, at, volume_24h=volume, upstream=upstream)
+
+
+@pytest.mark.parametrize(
+    ("quotes", "now", "price", "venues", "stale"),
+    [
+        # three Binance entries are one vote: Binance alone is stale whatever its mirrors say
+        (
+            [v("binance", 100.0, provider=f"binance_{i}") for i in range(3)],
+            0.0,
+            100.0,
+            ["binance"],
+            True,
+        ),
+        # the freshest quote of an upstream is its vote; an older mirror's does not count
+        (
+            [
+                v("binance", 100.0, at=5.0, provider="b1"),
+                v("binance", 90.0, at=1.0, provider="b2"),
+                v("kraken", 100.2),
+                v("okx", 99.8),
+            ],
+            10.0,
+            100.0,
+            ["binance", "kraken", "okx"],
+            False,
+        ),
+        # before: 3 Binance entries at 101 outvoted 2 others at 100; now 1 vote against 2
+        (
+            [v("binance", 101.0, provider=f"b{i}") for i in range(3)]
+            + [v("kraken", 100.0), v("okx", 100.0)],
+            0.0,
+            100.0,
+            ["binance", "kraken", "okx"],
+            False,
+        ),
+        # a split of upstreams, not of entries: no majority
+        ([v("a", 100.0), v("a", 100.0, provider="a2"), v("b", 120.0)], 0.0, None, None, None),
+    ],
+)
+def test_one_vote_per_upstream_table(
+    quotes: list[PriceQuote],
+    now: float,
+    price: float | None,
+    venues: list[str] | None,
+    stale: bool | None,
+) -> None:
+    result = consensus("BTC", quotes, now=now, min_sources=2)
+    if price is None:
+        assert result is None
+        return
+    assert result is not None
+    assert result.price == pytest.approx(price)
+    assert (list(result.venues), result.sources, result.stale) == (venues, len(venues or []), stale)
+
+
+@pytest.mark.parametrize(
+    ("quotes", "now", "price", "weighted"),
+    [
+        # three venues report volume: the median is volume-weighted (kraken's 8 of 10 wins)
+        (
+            [v("a", 100.0, volume=1.0), v("b", 100.5, volume=1.0), v("kraken", 100.2, volume=8.0)],
+            0.0,
+            100.2,
+            True,
+        ),
+        # only two report volume: a plain median
+        (
+            [v("a", 100.0, volume=1.0), v("b", 100.5), v("kraken", 100.2, volume=8.0)],
+            0.0,
+            100.2,
+            False,
+        ),
+        (
+            [
+                v("a", 100.0, volume=1.0),
+                v("b", 100.5, volume=1.0),
+                v("c", 100.4, volume=8.0),
+                v("d", 100.1),
+            ],
+            0.0,
+            100.4,
+            True,
+        ),
+        # no volumes, two quotes aged to the window's edge: they weigh 0.1 each, the fresh
+        # two decide (the plain median would be 100.3)
+        (
+            [
+                v("a", 100.0, at=0.0),
+                v("b", 100.2, at=0.0),
+                v("c", 100.4, at=120.0),
+                v("d", 100.6, at=120.0),
+            ],
+            120.0,
+            100.4,
+            False,
+        ),
+        # an aggregator's market-wide volume does not make it heavy: it counts as a median venue
+        (
+            [
+                v("agg", 100.9, volume=1e12),
+                v("a", 100.0, volume=1.0),
+                v("b", 100.1, volume=1.0),
+                v("c", 100.2, volume=1.0),
+            ],
+            0.0,
+            100.15,  # 4 equal votes: not 100.9, where the aggregator's volume would put it
+            True,
+        ),
+    ],
+)
+def test_weighted_median_table(
+    quotes: list[PriceQuote], now: float, price: float, weighted: bool
+) -> None:
+    result = consensus("BTC", quotes, now=now, aggregate_upstreams={"agg"})
+    assert result is not None
+    assert result.price == pytest.approx(price)
+    assert result.volume_weighted is weighted
+
+
+def test_confidence_follows_the_spread_of_the_votes_and_their_age() -> None:
+    tight = consensus(
+        "BTC",
+        [v(u, 100.0 + d) for u, d in zip("abcde", (0, 0.1, -0.1, 0.05, -0.05), strict=True)],
+        now=0.0,
+    )
+    wide = consensus(
+        "BTC",
+        [v(u, 100.0 + d) for u, d in zip("abcde", (0, 1.5, -1.5, 1.2, -1.2), strict=True)],
+        now=0.0,
+    )
+    assert tight is not None and wide is not None
+    assert 0 < tight.confidence < wide.confidence
+    # 15 points (p - c, p, p + c); the 75th percentile is 101.2 + c: confidence 1.2506
+    assert wide.confidence == pytest.approx(101.2 * 1.0005 - 100.0)
+    assert wide.confidence_pct == pytest.approx(wide.confidence / wide.price * 100)
+    alone_fresh = consensus("BTC", [v("a", 100.0, at=0.0)], now=0.0)
+    alone_old = consensus("BTC", [v("a", 100.0, at=0.0)], now=120.0)
+    assert alone_fresh is not None and alone_old is not None
+    # one vote: its own half-width, 0.05 %, doubling as it ages to the window's edge
+    assert alone_fresh.confidence == pytest.approx(0.05)
+    assert alone_old.confidence == pytest.approx(0.10)
+
+
+def test_venues_are_bounded_to_the_heaviest() -> None:
+    quotes = [v(f"u{i:02d}", 100.0 + i * 0.01, volume=float(i + 1)) for i in range(40)]
+    result = consensus("BTC", quotes, now=0.0, max_venues=32)
+    assert result is not None
+    assert result.sources == len(result.venues) == 32
+    assert list(result.venues) == sorted(result.venues)
+    assert "u00" not in result.venues and "u39" in result.venues  # the lightest left out
+    assert not result.stale
+
+
+# -- properties ---------------------------------------------------------------------------
+
+WINDOW = 120.0
+upstream_names = st.sampled_from(["binance", "kraken", "coinbase", "okx", "coingecko", "bybit"])
+vote = st.tuples(
+    upstream_names,
+    st.integers(min_value=0, max_value=3),  # which entry of the upstream
+    st.floats(min_value=1e-6, max_value=1e7),  # price
+    st.floats(min_value=0.0, max_value=200.0),  # age
+    st.none() | st.floats(min_value=1.0, max_value=1e11),  # volume
+)
+votes = st.lists(vote, min_size=1, max_size=25)
+
+
+def build(raw: list[tuple[str, int, float, float, float | None]]) -> list[PriceQuote]:
+    seen: set[str] = set()
+    quotes = []
+    for upstream, entry, price, age, volume in raw:
+        pid = f"{upstream}_{entry}"
+        if pid in seen:  # the book holds one quote per catalog entry
+            continue
+        seen.add(pid)
+        quotes.append(v(upstream, price, at=WINDOW - age, provider=pid, volume=volume))
+    return quotes
+
+
+def run(quotes: list[PriceQuote], **kw: Any) -> ConsensusPrice | None:
+    return consensus(
+        "BTC", quotes, now=WINDOW, window_s=WINDOW, aggregate_upstreams={"coingecko"}, **kw
+    )
+
+
+@given(votes)
+def test_the_price_lies_within_the_fresh_votes(
+    raw: list[tuple[str, int, float, float, float | None]],
+) -> None:
+    quotes = build(raw)
+    result = run(quotes)
+    if result is None:
+        return
+    fresh = [q.price for q in quotes if WINDOW - q.observed_at <= WINDOW]
+    assert min(fresh) <= result.price <= max(fresh)
+    assert result.sources == len(result.venues) == len(set(result.venues))
+    assert 2 * result.sources > len(
+        {q.upstream for q in quotes if WINDOW - q.observed_at <= WINDOW}
+    )
+
+
+@given(votes)
+def test_confidence_is_finite_and_between_zero_and_the_price(
+    raw: list[tuple[str, int, float, float, float | None]],
+) -> None:
+    result = run(build(raw))
+    if result is None:
+        return
+    assert math.isfinite(result.confidence) and math.isfinite(result.confidence_pct)
+    assert 0.0 <= result.confidence <= result.price
+    assert 0.0 <= result.confidence_pct <= 100.0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=1e-3, max_value=1e6), st.floats(min_value=0.0, max_value=200.0)
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_one_upstream_alone_is_never_fresh_with_a_minimum_of_two(
+    entries: list[tuple[float, float]],
+) -> None:
+    quotes = [
+        v("binance", p, at=WINDOW - age, provider=f"b{i}") for i, (p, age) in enumerate(entries)
+    ]
+    result = run(quotes, min_sources=2)
+    assert result is None or (result.stale and result.venues == ("binance",))
+
+
+@given(votes, st.data())
+def test_adding_a_mirror_never_changes_the_price(
+    raw: list[tuple[str, int, float, float, float | None]], data: st.DataObject
+) -> None:
+    quotes = build(raw)
+    before = run(quotes)
+    original = data.draw(st.sampled_from(quotes))
+    identical = data.draw(st.booleans())
+    if identical:  # another entry relaying the very same answer
+        mirror = PriceQuote(
+            "BTC",
+            original.price,
+            "zz_mirror",
+            original.observed_at,
+            volume_24h=original.volume_24h,
+            upstream=original.upstream,
+        )
+    else:  # another entry, polled earlier: whatever it says, the fresher quote is the vote
+        price = data.draw(st.floats(min_value=1e-6, max_value=1e7))
+        lag = data.draw(st.floats(min_value=1e-3, max_value=300.0))
+        mirror = v(original.upstream, price, at=original.observed_at - lag, provider="zz_mirror")
+    after = run([*quotes, mirror])
+    if before is None:
+        assert after is None
+        return
+    assert after is not None
+    assert (after.price, after.venues, after.sources, after.stale) == (
+        before.price,
+        before.venues,
+        before.sources,
+        before.stale,
+    )
+    assert after.confidence == before.confidence
+
+
+def test_the_worked_example_of_docs_consensus_md() -> None:
+    now = 1000.0
+    quotes = [
+        v("binance", 43240.0, now - 10, provider="binance_public", volume=2.5e9),
+        v("binance", 43200.0, now - 40, provider="binance_vision", volume=2.5e9),
+        v("coinbase", 43180.0, now - 20, provider="coinbase_exchange", volume=1.0e9),
+        v("kraken", 43260.0, now - 60, volume=0.4e9),
+        v("okx", 43150.0, now - 5, volume=0.8e9),
+        v("coingecko", 43230.0, now - 30, volume=21e9),
+        v("mexc", 44600.0, now - 15, volume=0.5e9),
+    ]
+    result = consensus("BTC", quotes, now=now, aggregate_upstreams={"coingecko"})
+    assert result is not None
+    assert result.venues == ("binance", "coinbase", "coingecko", "kraken", "okx")
+    assert (result.price, result.sources, result.stale, result.rejected) == (
+        43240.0,
+        5,
+        False,
+        ("mexc",),
+    )
+    assert result.volume_weighted
+    assert result.confidence == pytest.approx(60.0)
+    assert round(result.confidence_pct, 4) == 0.1388
+    assert result.spread_pct == 0.2544

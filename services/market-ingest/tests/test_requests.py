@@ -8,7 +8,7 @@ import base64
 import orjson
 
 from pricewire_ingest.adapters import adapter_for, build_request
-from pricewire_ingest.catalog import Catalog
+from pricewire_ingest.catalog import Auth, Catalog
 
 
 def _spec(catalog: Catalog, provider_id: str, **kw: object):  # type: ignore[no-untyped-def]
@@ -37,9 +37,15 @@ def test_keys_go_where_each_api_expects_them(catalog: Catalog) -> None:
     assert _spec(catalog, "coinmarketcap_primary_1", key="k1").headers["X-CMC_PRO_API_KEY"] == "k1"
     assert _spec(catalog, "cryptocompare", key="k2").params["api_key"] == "k2"
     assert _spec(catalog, "coincap", key="k3").headers["Authorization"] == "Bearer k3"
-    assert _spec(catalog, "santiment", key="k4").headers["Authorization"] == "Apikey k4"
-    zerion = _spec(catalog, "zerion", key="k5").headers["Authorization"]
-    assert base64.b64decode(zerion.removeprefix("Basic ")) == b"k5:"
+    # no entry of the catalog uses these two any more (Santiment and Zerion fed nothing)
+    coincap = catalog.provider("coincap")
+    for auth, key, expected in (
+        (Auth(type="apikey_header", env="K", name="Authorization"), "k4", "Apikey k4"),
+        (Auth(type="basic", env="K"), "k5", "Basic " + base64.b64encode(b"k5:").decode()),
+    ):
+        p = coincap.model_copy(update={"auth": auth})
+        spec = build_request(p, adapter_for(p.family), catalog.assets, key=key)
+        assert spec.headers["Authorization"] == expected
     assert (
         _spec(catalog, "infura_eth_mainnet", key="proj").url == "https://mainnet.infura.io/v3/proj"
     )
@@ -49,7 +55,12 @@ def test_keys_go_where_each_api_expects_them(catalog: Catalog) -> None:
 
 def test_json_rpc_probes_post_a_call(catalog: Catalog) -> None:
     evm = _spec(catalog, "ankr_eth")
-    assert (evm.method, evm.json["method"]) == ("POST", "eth_blockNumber")
+    # the latest block header: head, block time and base fee in one call
+    assert (evm.method, evm.json["method"], evm.json["params"]) == (
+        "POST",
+        "eth_getBlockByNumber",
+        ["latest", False],
+    )
     assert _spec(catalog, "solana_mainnet").json["method"] == "getSlot"
     tron = _spec(catalog, "trongrid_mainnet")
     assert (tron.method, tron.url, tron.json) == (

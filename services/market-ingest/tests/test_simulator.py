@@ -138,7 +138,7 @@ async def test_control_api_sets_clears_and_validates_faults(simulator: Simulator
         rpc = await client.post(
             "/ankr_eth", json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}
         )
-        assert rpc.json()["result"].startswith("0x")
+        assert rpc.json()["result"]["number"].startswith("0x")
         assert (await client.get("/_stats")).json()["kraken"] == 1
         await client.post(
             "/_faults", content=b'{"gemini": {"mode": "rate_limit", "retry_after_s": 9}}'

@@ -1,30 +1,65 @@
-"""Which edges are alive, and which of their sessions they no longer list. Pure: no I/O.
+"""Which edges are alive, and when an edge's sessions must be reconciled. Pure: no I/O.
 
-An edge publishes an :class:`EdgeReport` every ``report_interval_s``. When none arrived for
-``missed_reports`` intervals the edge is lost (a crashed pod never says goodbye) and its
-sessions are closed. Each report also lists the edge's live ``session_ids``: a session the
-registry holds for that edge but that two consecutive reports leave out is stale too (its close
-event was lost with a crashing edge, or the edge restarted under the same id). Two reports, not
-one, because a session opened after the edge built a report can be known here before that
-report arrives; the next report always lists it.
+**Dead edges.** An edge publishes an :class:`EdgeReport` every ``report_interval_s``. When none
+arrived for ``missed_reports`` intervals the edge is lost (a crashed pod never says goodbye)
+and its sessions are closed.
+
+**Sessions without a list every 5 s.** A report carries counters only, so its size does not
+grow with the number of sessions (a list of every session id outgrew NATS's 1 MiB
+``max_payload`` past about 25,000 sessions). The registry learns sessions from the
+``SessionOpened``/``SessionClosed`` events in the sessions stream. Such an event can be lost
+before the stream stores it (a NATS blip, a JetStream leader election, an edge that crashes
+and restarts under the same id), and a lost close leaves a ghost session here. So the edge
+publishes each event through JetStream, awaits the acknowledgement, and reports two counters:
+``session_events`` (published this boot) and ``session_events_unconfirmed`` (of those, the ones
+JetStream did not acknowledge). Once stored, an event reaches the registry: its consumer is
+durable and explicitly acknowledged.
+
+:meth:`EdgeLiveness.on_report` answers "reconcile this edge?" with a reason, when:
+
+- ``first_report``: the registry has not reconciled this edge since it started (or since it
+  forgot the edge): it cannot know what it missed;
+- ``new_boot``: the edge restarted (``boot_id`` changed): the previous boot's closes may be lost;
+- ``unconfirmed_events``: ``session_events_unconfirmed`` grew past what the last
+  reconciliation covered.
+
+Constant churn without loss never reconciles: the counter of unconfirmed events stays put.
+
+A reconciliation is a request-reply on ``edge.sessions.<edge_id>``, made only then (never
+every interval): the registry snapshots the live sessions it holds for the edge *before* the
+first request, pages through the edge's :class:`EdgeSessionList` (at most 10,000 ids and
+512 KiB a page), closes the snapshot's sessions the edge does not list (:func:`unlisted`,
+reason ``not_listed``) and records the first page's ``boot_id`` and unconfirmed count
+(:meth:`EdgeLiveness.reconciled`). A session opened after the snapshot is not in it, so it
+cannot be closed by mistake; one closed during the paging is closed anyway. An edge that does
+not answer (timeout, no responders) is asked again at its next report.
+
+Why the edge counts and not the registry: several registry replicas share one durable
+consumer, so each sees only part of the events and could not tell a lost event from one a
+peer applied. Every replica receives every report, so each decides alone, the same way
+(``boot_id``/``event_seq`` on the events still let any reader see a gap).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 from pricewire_contracts import EdgeReport
 
-__all__ = ["EdgeLiveness"]
+__all__ = ["EdgeLiveness", "ReconcileReason", "unlisted"]
+
+ReconcileReason = Literal["first_report", "new_boot", "unconfirmed_events"]
 
 
 @dataclass(slots=True)
 class _Edge:
     last_seen: float
     interval_s: float
-    boot_id: str | None = None
-    suspects: frozenset[str] = field(default_factory=frozenset)
+    boot_id: str | None = None  # of the latest report
+    reconciled_boot: str | None = None  # the boot the last reconciliation covered (None: none)
+    reconciled_unconfirmed: int = 0  # that boot's unconfirmed events it covered
 
 
 class EdgeLiveness:
@@ -52,9 +87,8 @@ class EdgeLiveness:
         if edge_id not in self._edges:
             self._edges[edge_id] = _Edge(last_seen=now, interval_s=self.default_interval_s)
 
-    def on_report(self, report: EdgeReport, now: float, known: Collection[str]) -> list[str]:
-        """Record a report; return the sessions (of ``known``, the registry's live sessions of
-        that edge) that this report and the previous one both leave out."""
+    def on_report(self, report: EdgeReport, now: float) -> ReconcileReason | None:
+        """Record a report; say why this edge's sessions must be reconciled, if they must."""
         edge = self._edges.get(report.edge_id)
         if edge is None:
             edge = self._edges[report.edge_id] = _Edge(
@@ -63,14 +97,22 @@ class EdgeLiveness:
         edge.last_seen = now
         edge.interval_s = report.report_interval_s
         edge.boot_id = report.boot_id
-        if report.active_connections > 0 and not report.session_ids:
-            # this edge does not list its sessions: nothing to reconcile against
-            edge.suspects = frozenset()
-            return []
-        missing = frozenset(known).difference(report.session_ids)
-        stale = sorted(missing & edge.suspects)
-        edge.suspects = missing - edge.suspects
-        return stale
+        if edge.reconciled_boot is None:
+            return "first_report"
+        if edge.reconciled_boot != report.boot_id:
+            return "new_boot"
+        if report.session_events_unconfirmed > edge.reconciled_unconfirmed:
+            return "unconfirmed_events"
+        return None
+
+    def reconciled(self, edge_id: str, boot_id: str, unconfirmed: int) -> None:
+        """A reconciliation covered ``boot_id`` up to ``unconfirmed`` unconfirmed events (the
+        values of the first page of the edge's list: older than every later page)."""
+        edge = self._edges.get(edge_id)
+        if edge is None:
+            return  # lost meanwhile: its sessions are closed; a new report starts afresh
+        edge.reconciled_boot = boot_id
+        edge.reconciled_unconfirmed = unconfirmed
 
     def lost(self, now: float) -> list[str]:
         """Edges without a report for ``missed_reports`` intervals, oldest silence first."""
@@ -90,3 +132,9 @@ class EdgeLiveness:
     def alive(self, edge_id: str, now: float) -> bool:
         edge = self._edges.get(edge_id)
         return edge is not None and now - edge.last_seen <= self.missed_reports * edge.interval_s
+
+
+def unlisted(known_before: Collection[str], listed: Collection[str]) -> list[str]:
+    """The sessions to close after a reconciliation: those the registry held for the edge
+    before it asked (``known_before``) that the edge's list leaves out, in id order."""
+    return sorted(set(known_before).difference(listed))

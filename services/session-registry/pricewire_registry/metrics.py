@@ -8,6 +8,7 @@ __all__ = [
     "BROADCASTS",
     "EVENTS",
     "LIVE_SESSIONS",
+    "RECONCILIATIONS",
     "REQUEST_SECONDS",
     "SESSIONS_CLOSED",
     "SESSIONS_OPENED",
@@ -34,6 +35,11 @@ SESSIONS_CLOSED = Counter(
     "pricewire_registry_sessions_closed_total",
     "Sessions closed, by why",
     ["reason"],  # event | edge_lost | not_listed
+)
+RECONCILIATIONS = Counter(
+    "pricewire_registry_reconciliations_total",
+    "Session-list requests to an edge",
+    ["reason", "outcome"],  # first_report|new_boot|unconfirmed_events; done|no_answer
 )
 LIVE_SESSIONS = Gauge("pricewire_registry_live_sessions", "Live sessions in this replica's view")
 BROADCASTS = Counter(

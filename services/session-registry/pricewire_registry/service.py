@@ -2,7 +2,8 @@
 
 Several replicas may run: they share one durable pull consumer (each event goes to one of
 them), write the KV bucket with compare-and-set, and each keeps a mirror of the bucket for
-reads. Sweeps (lost edges, old records) run on every replica; compare-and-set makes them
+reads. Sweeps (lost edges, old records) and reconciliations (an edge's session list, asked
+only when :mod:`.liveness` says so) run on every replica; compare-and-set makes them
 idempotent, so a session is counted closed once.
 """
 
@@ -27,6 +28,8 @@ from pricewire_contracts import (
     BroadcastMessage,
     ConnectionStats,
     EdgeReport,
+    EdgeSessionList,
+    EdgeSessionsRequest,
     SessionActivity,
     SessionClosed,
     SessionOpened,
@@ -37,8 +40,8 @@ from pricewire_contracts import (
 )
 
 from .errors import StatsUnavailable
-from .liveness import EdgeLiveness
-from .metrics import EVENTS, LIVE_SESSIONS, SESSIONS_CLOSED, SESSIONS_OPENED
+from .liveness import EdgeLiveness, ReconcileReason, unlisted
+from .metrics import EVENTS, LIVE_SESSIONS, RECONCILIATIONS, SESSIONS_CLOSED, SESSIONS_OPENED
 from .settings import RegistrySettings
 from .store import SessionStore
 from .table import Change, on_activity, on_closed, on_edge_lost, on_opened, session_key
@@ -70,6 +73,7 @@ class RegistryService:
         self._blind = False
         self._last_gc = time.monotonic()
         self._fetch_failing_since: float | None = None
+        self._reconciling: dict[str, asyncio.Task[None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -112,6 +116,10 @@ class RegistryService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
+        for task in list(self._reconciling.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # a pull subscription left open makes the drain wait its full timeout (nats-py)
         for sub in (self._pull, self._report_sub):
             if sub is not None:
@@ -251,15 +259,56 @@ class RegistryService:
             return
         if self.store is None:
             return
-        stale = self.liveness.on_report(
-            report, time.monotonic(), self.store.live_on(report.edge_id)
-        )
+        reason = self.liveness.on_report(report, time.monotonic())
+        edge_id = report.edge_id
+        if reason is None or edge_id in self._reconciling:
+            return
+        # its own task: paging a big edge must not hold up the other edges' reports
+        task = asyncio.create_task(self._reconcile(edge_id, reason), name=f"reconcile-{edge_id}")
+        self._reconciling[edge_id] = task
+        task.add_done_callback(lambda _: self._reconciling.pop(edge_id, None))
+
+    async def _reconcile(self, edge_id: str, reason: ReconcileReason) -> None:
+        """Ask the edge for its session list; close what we hold that it does not list."""
+        assert self.store is not None
+        known = self.store.live_on(edge_id)  # before the first request: see liveness.py
+        listed: set[str] = set()
+        first: EdgeSessionList | None = None
+        after: str | None = None
+        while True:
+            page = await self._session_page(edge_id, after)
+            if page is None or (first is not None and page.boot_id != first.boot_id):
+                RECONCILIATIONS.labels(reason, "no_answer").inc()
+                return  # asked again at the edge's next report
+            first = first or page
+            listed.update(page.session_ids)
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        stale = unlisted(known, listed)
         if stale:
             log.info(
                 "closing sessions the edge no longer lists",
-                extra={"edge_id": report.edge_id, "sessions": len(stale)},
+                extra={"edge_id": edge_id, "sessions": len(stale), "reason": reason},
             )
-            await self._close_on_edge(report.edge_id, stale, "not_listed")
+            await self._close_on_edge(edge_id, stale, "not_listed")
+        self.liveness.reconciled(edge_id, first.boot_id, first.session_events_unconfirmed)
+        RECONCILIATIONS.labels(reason, "done").inc()
+
+    async def _session_page(self, edge_id: str, after: str | None) -> EdgeSessionList | None:
+        try:
+            reply = await self.link.nc.request(
+                self.subjects.edge_sessions(edge_id),
+                dumps(EdgeSessionsRequest(after=after)),
+                timeout=self.settings.reconcile_timeout_s,
+            )
+            return EdgeSessionList.model_validate_json(reply.data)
+        except (nats.errors.Error, TimeoutError, ValidationError) as exc:
+            log.info(
+                "the edge did not give its session list; asking again at its next report",
+                extra={"edge_id": edge_id, "error": repr(exc)},
+            )
+            return None
 
     async def _close_on_edge(self, edge_id: str, session_ids: Any, reason: str) -> int:
         closed = 0

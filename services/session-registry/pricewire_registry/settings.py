@@ -18,6 +18,11 @@ class RegistrySettings(ServiceSettings):
     edge_missed_reports: int = Field(
         default=3, ge=1, description="An edge silent for this many report intervals is lost"
     )
+    reconcile_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a reconciliation waits for each page of an edge's session list",
+    )
     broadcast_token: SecretStr | None = Field(
         default=None, description="Bearer token POST /api/broadcast requires"
     )

@@ -18,6 +18,8 @@ from pricewire_contracts import (
     ClientType,
     ConnectionStats,
     EdgeReport,
+    EdgeSessionList,
+    EdgeSessionsRequest,
     Group,
     SessionActivity,
     SessionClosed,
@@ -70,7 +72,8 @@ def client_for(service: RegistryService) -> httpx.AsyncClient:
 
 
 class Edge:
-    """Publishes what a ws-edge publishes, straight onto NATS."""
+    """Publishes what a ws-edge publishes, straight onto NATS; :meth:`serve` answers the
+    session-list request, ``page_size`` ids at a time."""
 
     def __init__(self, nc: Any, edge_id: str, interval: float = 0.5) -> None:
         self.js = nc.jetstream()
@@ -79,6 +82,33 @@ class Edge:
         self.interval = interval
         self.sessions: dict[str, ClientType] = {}
         self.sequence = 0
+        self.unconfirmed = 0
+        self.list_requests = 0
+        self.page_size = 10_000
+
+    async def serve(self) -> None:
+        async def answer(msg: Any) -> None:
+            self.list_requests += 1
+            request = EdgeSessionsRequest.model_validate_json(msg.data)
+            ids = sorted(s for s in self.sessions if request.after is None or s > request.after)
+            page = ids[: self.page_size]
+            listing = EdgeSessionList(
+                edge_id=self.edge_id,
+                boot_id="boot-1",
+                session_events=0,
+                session_events_unconfirmed=self.unconfirmed,
+                session_ids=page,
+                next_cursor=page[-1] if len(ids) > len(page) else None,
+            )
+            await msg.respond(dumps(listing))
+
+        await self.nc.subscribe(SUBJECTS.edge_sessions(self.edge_id), cb=answer)
+        await self.nc.flush()
+
+    def lose_close(self, sid: str) -> None:
+        """The session closes here, but its close event never reaches the stream."""
+        self.sessions.pop(sid, None)
+        self.unconfirmed += 1
 
     async def open(self, kind: ClientType = ClientType.BROWSER, *, sid: str | None = None) -> str:
         sid = sid or str(uuid.uuid4())
@@ -112,20 +142,19 @@ class Edge:
         event = SessionActivity(edge_id=self.edge_id, last_activity={sid: at})
         await self.js.publish(SUBJECTS.session_activity, dumps(event))
 
-    async def report(self, *, listed: list[str] | None = None) -> None:
+    async def report(self) -> None:
         self.sequence += 1
-        ids = list(self.sessions) if listed is None else listed
         report = EdgeReport(
             edge_id=self.edge_id,
             boot_id="boot-1",
             sequence=self.sequence,
             report_interval_s=self.interval,
             sent_at="2024-01-15T10:00:00",
-            active_connections=len(ids),
-            total_sessions=len(ids),
+            active_connections=len(self.sessions),
+            total_sessions=len(self.sessions),
             messages_sent=0,
             messages_received=0,
-            session_ids=ids,
+            session_events_unconfirmed=self.unconfirmed,
         )
         await self.nc.publish(SUBJECTS.edge_report(self.edge_id), dumps(report))
         await self.nc.flush()
@@ -254,25 +283,64 @@ async def test_sessions_of_an_edge_that_stops_reporting_are_closed_within_three_
         await reporter
 
 
-async def test_a_session_two_reports_leave_out_is_closed(
+async def test_a_session_whose_close_was_lost_is_closed_once_the_edge_lists_its_sessions(
     registry: RegistryService, nats_client: Any
 ) -> None:
     edge = Edge(nats_client, "edge-a", interval=60)
-    ghost, real = await edge.open(), await edge.open()
+    edge.page_size = 2  # the registry pages through the list
+    await edge.serve()
+    ghost = await edge.open()
+    real = [await edge.open() for _ in range(4)]
     async with client_for(registry) as http:
 
-        async def both() -> bool:
-            return len((await sessions_of(http))["sessions"]) == 2
+        async def all_five() -> bool:
+            return len((await sessions_of(http))["sessions"]) == 5
 
-        await eventually(both)
-        await edge.report(listed=[real])
-        await edge.report(listed=[real])
+        await eventually(all_five)
+        await edge.report()  # first report since the registry started: one reconciliation
+        await eventually(lambda: _true(edge.list_requests == 3))  # 2 + 2 + 1 ids
+        await edge.report()
+        await edge.report()
+        await asyncio.sleep(0.3)
+        assert edge.list_requests == 3  # reports alone cost no list
+        assert len((await sessions_of(http))["sessions"]) == 5
+
+        edge.lose_close(ghost)
+        await edge.report()
 
         async def only_real() -> bool:
-            return set((await sessions_of(http))["sessions"]) == {real}
+            return set((await sessions_of(http))["sessions"]) == set(real)
 
         await eventually(only_real)
-        assert ghost
+        assert edge.list_requests == 5  # 2 + 2 ids
+        assert (await sessions_of(http))["stats"]["total_sessions"] == 5
+        await edge.report()
+        await asyncio.sleep(0.3)
+        assert edge.list_requests == 5  # and no further list
+
+
+async def test_an_edge_that_does_not_answer_is_asked_again_and_keeps_its_sessions(
+    registry: RegistryService, nats_client: Any
+) -> None:
+    edge = Edge(nats_client, "edge-a", interval=60)
+    sid = await edge.open()
+    async with client_for(registry) as http:
+
+        async def listed() -> bool:
+            return sid in (await sessions_of(http))["sessions"]
+
+        await eventually(listed)
+        await edge.report()  # no responder: nothing is closed on a missing answer
+        await asyncio.sleep(0.3)
+        assert await listed()
+        await edge.serve()
+        await edge.report()
+        await eventually(lambda: _true(edge.list_requests == 1))
+        assert await listed()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_restarted_registry_keeps_its_sessions_and_catches_up_on_missed_events(

@@ -65,6 +65,11 @@ class ProviderBoard:
                     latency_ms=health.latency_ms,
                     breaker=health.breaker,
                     last_checked=health.checked_at,
+                    feeds=health.feeds,
+                    chain=None if stale else health.chain,
+                    upstream=health.upstream,
+                    mirror=health.mirror,
+                    stream=health.stream,
                 )
             )
         return statuses

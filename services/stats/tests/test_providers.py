@@ -68,7 +68,19 @@ def test_summary_has_the_guides_fields_and_the_extras() -> None:
         "success_rate": 100.0,
         "breaker": "closed",
         "last_checked": "2024-01-15T10:00:00",
+        "feeds": [],
+        "mirror": False,
     }
+
+
+def test_rows_name_the_upstream_and_mark_mirrors() -> None:
+    board = ProviderBoard()
+    board.observe(health("binance_public", upstream="binance"), now=0)
+    board.observe(health("binance_vision", upstream="binance", mirror=True), now=0)
+    message = board.message(now=0)
+    assert message is not None
+    rows = {p.provider_id: (p.upstream, p.mirror) for p in message.data.providers}
+    assert rows == {"binance_public": ("binance", False), "binance_vision": ("binance", True)}
 
 
 def test_without_poll_counts_the_rate_is_the_plain_mean() -> None:
@@ -127,3 +139,21 @@ def test_overall_success_rate_is_a_percentage(rows: list[tuple[str, float, int]]
     message = board.message(now=0)
     assert message is not None
     assert 0 <= message.data.summary.overall_success_rate <= 100
+
+
+def test_rows_say_what_each_provider_feeds_and_its_chain_head() -> None:
+    from pricewire_contracts import ChainHeadReading
+
+    head = ChainHeadReading(chain="ethereum", height=19_000_000, behind=2, base_fee_gwei=21.5)
+    board = ProviderBoard(stale_after_s=300)
+    board.observe(health("ankr_eth", feeds=["chain"], chain=head), now=0)
+    board.observe(health("kraken", feeds=["prices"]), now=0)
+    board.observe(health("blockchair", feeds=["prices", "chain"], chain=head), now=-400)
+    message = board.message(now=1)
+    assert message is not None
+    rows = {p.provider_id: p for p in message.data.providers}
+    assert (rows["ankr_eth"].feeds, rows["ankr_eth"].chain) == (["chain"], head)
+    assert (rows["kraken"].feeds, rows["kraken"].chain) == (["prices"], None)
+    # a provider gone silent is offline, and its head is no longer vouched for
+    assert (rows["blockchair"].status, rows["blockchair"].chain) == ("offline", None)
+    assert rows["blockchair"].feeds == ["prices", "chain"]

@@ -321,3 +321,60 @@ async def test_stats_carries_on_after_a_nats_restart(
         await eventually(counted_again, within=60)
     finally:
         await nc.close()
+
+
+async def test_provider_stats_rows_carry_feeds_and_chain_heads(
+    nats_server: NatsServer, nats_client: Any
+) -> None:
+    from pricewire_contracts import ChainHeadReading
+
+    received: list[Any] = []
+
+    async def keep(msg: Any) -> None:
+        received.append(json.loads(msg.data))
+
+    await nats_client.subscribe(SUBJECTS.provider_stats, cb=keep)
+    service = StatsService(settings_for(nats_server, provider_stats_interval_s=0.2))
+    await service.start()
+    head = ChainHeadReading(chain="ethereum", height=19_000_000, block_age_s=3.0)
+    try:
+        for pid, feeds, chain in (
+            ("ankr_eth", ["chain"], head),
+            ("kraken", ["prices"], None),
+            ("rss_decrypt", ["news"], None),
+        ):
+            health = ProviderHealth(
+                provider_id=pid,
+                name=pid,
+                category="rpc",
+                outcome="ok",
+                status="online",
+                success_rate=100.0,
+                checked_at="2024-01-15T10:00:00",
+                feeds=feeds,  # type: ignore[arg-type]
+                chain=chain,
+            )
+            await nats_client.publish(SUBJECTS.provider_health(pid), dumps(health))
+        await nats_client.flush()
+
+        mine = {"ankr_eth", "kraken", "rss_decrypt"}
+
+        async def summarised() -> bool:  # other tests' providers may be there too
+            return bool(received) and mine <= {
+                p["provider_id"] for p in received[-1]["data"]["providers"]
+            }
+
+        await eventually(summarised)
+    finally:
+        await service.stop()
+    rows = {
+        p["provider_id"]: p for p in received[-1]["data"]["providers"] if p["provider_id"] in mine
+    }
+    assert {pid: row["feeds"] for pid, row in rows.items()} == {
+        "ankr_eth": ["chain"],
+        "kraken": ["prices"],
+        "rss_decrypt": ["news"],
+    }
+    assert rows["ankr_eth"]["chain"]["chain"] == "ethereum"
+    assert rows["ankr_eth"]["chain"]["height"] == 19_000_000
+    assert rows["kraken"].get("chain") is None

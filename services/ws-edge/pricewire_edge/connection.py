@@ -3,15 +3,25 @@
 The websockets library's ``ServerProtocol`` parses the HTTP request, the handshake and the
 client's frames; this class only moves bytes. Outgoing data frames bypass it: the fan-out hands
 every connection the same pre-built frame (:func:`~pricewire_edge.protocol.text_frame`), the
-connection appends it to a list, and the :class:`Flusher` writes each connection's list with one
-``writelines`` per event-loop turn, so load raises the batch size instead of the syscall count
-and nothing is awaited per client.
+connection appends it to a list, and the :class:`~pricewire_edge.flusher.Flusher` writes each
+connection's list with one ``writelines`` per event-loop turn.
 
-A client whose socket stops draining (``pause_writing``) is *conflated*: instead of a growing
-backlog it keeps the latest frame per key (a symbol's price, the market snapshot, the stats),
-plus a bounded backlog of frames that cannot be replaced (news, alerts, broadcasts, replies).
-When its socket drains it first gets a ``conflated`` notice, then those frames. A client stuck
-for ``slow_client_timeout_s`` is closed with 4009 (see :meth:`EdgeApp._sweep`).
+A client whose socket stops draining (``pause_writing``) is *conflated*, and a subscription's
+``max_rate_hz`` throttles it (both in :mod:`.conflation`). A client stuck for
+``slow_client_timeout_s`` is closed with 4009 (see :meth:`.sessions.Sessions.sweep`).
+
+Control traffic is never throttled, conflated or queued behind data: the server's pings
+(:meth:`Connection.send_control`), replies and errors (:meth:`Connection.send_now`) are
+written at once, ahead of a slow client's conflation backlog, and so is the Close frame. Once a Close frame is queued, nothing else is (RFC 6455 §5.5.1): frames
+queued before it go before it, later ones are dropped. The socket is aborted
+``limits.close_grace_s`` after the Close frame if the client has not answered it.
+
+A connection counts against the connection limits from ``connection_made`` (by its peer
+address, or in the total only when the peer is a trusted proxy, until the request names the
+client) to ``connection_lost``, and must send its request within ``limits.handshake_timeout_s``.
+
+The connection knows the edge only as a :class:`ConnectionOwner`, defined here: the few
+settings and shared objects it uses, and where it hands requests, messages and its close.
 """
 
 from __future__ import annotations
@@ -21,8 +31,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
@@ -31,18 +41,50 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from pricewire_common.encoding import dumps
-from pricewire_contracts import ClientType, Conflated
+from pricewire_contracts import ClientType
 
 from .auth import AuthSession, select_subprotocol
-from .limits import MessageRateLimiter
-from .metrics import CONFLATED_MESSAGES, SLOW_CLIENT_CONFLATIONS
+from .conflation import Conflation
+from .flusher import Flusher
+from .frame_keys import FrameKey, Stream
+from .limits import ConnectionLimiter, LimitsSettings, MessageRateLimiter, Refusal
+from .metrics import HANDSHAKES_REFUSED, SLOW_CLIENT_CONFLATIONS
 from .protocol import text_frame
 
-if TYPE_CHECKING:
-    from .app import EdgeApp
+__all__ = ["Connection", "ConnectionOwner", "Flusher"]
 
-__all__ = ["Connection", "Flusher"]
+
+class ConnectionOwner(Protocol):
+    """What a :class:`Connection` needs from the edge that accepted it; nothing else."""
+
+    @property
+    def limits(self) -> LimitsSettings: ...
+    @property
+    def send_buffer_bytes(self) -> int: ...
+    @property
+    def backlog_messages(self) -> int: ...
+    @property
+    def max_message_bytes(self) -> int: ...
+    @property
+    def conn_limiter(self) -> ConnectionLimiter: ...
+    @property
+    def flusher(self) -> Flusher: ...
+    @property
+    def slow(self) -> set[Connection]:
+        """Connections whose socket stopped draining (closed by the sweep if they stay so)."""
+
+    @property
+    def on_request(self) -> Callable[[Connection, Request], None]:
+        """The HTTP request arrived (an upgrade, or a plain GET)."""
+
+    @property
+    def on_message(self) -> Callable[[Connection, bytes], None]:
+        """A whole client message (fragments joined)."""
+
+    @property
+    def on_close(self) -> Callable[[Connection], None]:
+        """The socket is gone."""
+
 
 log = logging.getLogger("pricewire.edge.ws")
 # The protocol's own logger writes request lines and frames at DEBUG, tokens included (query
@@ -51,66 +93,45 @@ _protocol_log = logging.getLogger("pricewire.edge.protocol")
 _protocol_log.setLevel(logging.WARNING)
 
 
-class Flusher:
-    """Writes every connection that has pending frames once, at the end of this loop turn."""
-
-    __slots__ = ("_dirty", "_loop", "_scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._dirty: list[Connection] = []
-        self._scheduled = False
-
-    def mark(self, conn: Connection) -> None:
-        self._dirty.append(conn)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush()
-
-
-class Connection(asyncio.Protocol):
+class Connection(Conflation, asyncio.Protocol):
     """Server side of one TCP connection: plain HTTP (static, health) or a WebSocket."""
 
     __slots__ = (
-        "app",
+        "_abort_timer",
+        "_handshake_timer",
         "auth",
-        "backlog",
         "client_ip",
         "client_type",
+        "closing",
         "committed",
         "connected_at",
-        "dropped",
+        "counted",
         "fragments",
-        "held",
         "inbox",
         "ip_key",
         "last_activity",
         "last_seen",
-        "last_sent",
-        "latest",
         "marked",
+        "owner",
         "paused",
         "paused_at",
         "pending",
         "rate",
-        "replaced",
+        "refusal",
+        "refused",
+        "resume_hash",
         "session_id",
-        "throttle",
         "transport",
         "user",
         "ws",
     )
 
-    def __init__(self, app: EdgeApp) -> None:
-        self.app = app
+    owner: ConnectionOwner
+
+    def __init__(self, owner: ConnectionOwner) -> None:
+        self.owner = owner
         self.ws = ServerProtocol(
-            max_size=app.max_message_bytes,
+            max_size=owner.max_message_bytes,
             select_subprotocol=_select_subprotocol,
             logger=_protocol_log,
         )
@@ -119,59 +140,132 @@ class Connection(asyncio.Protocol):
         self.marked = False
         self.paused = False
         self.paused_at = 0.0
-        self.latest: dict[str, tuple[int, bytes]] = {}
-        self.backlog: deque[bytes] = deque(maxlen=app.settings.backlog_messages)
+        self.latest: dict[FrameKey, tuple[int, bytes]] = {}
+        # a slow client's frames that no newer one replaces (news, alerts, broadcasts), bounded
+        self.backlog: deque[bytes] = deque(maxlen=owner.backlog_messages)
+        self.closing = False  # a Close frame is queued (or the client's): nothing may follow it
+        self.refused = False  # over a connection limit at connect: answered, then closed
+        self.refusal: Refusal | None = None  # over a limit, told so after its upgrade (1008/1013)
+        self.counted = False  # counted by the connection limiter (under ip_key) until released
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
         self.replaced = 0
         self.dropped = 0
         self.fragments: list[bytes] | None = None
         self.session_id = ""
+        self.resume_hash = b""  # SHA-256 of the session's private resume token (see resume.py)
         self.client_type = ClientType.API
         self.client_ip = ""
         self.connected_at = 0.0
         self.last_activity = 0.0
         self.user: str | None = None
-        self.committed = False  # session counted and announced (see EdgeApp._commit_session)
+        self.committed = False  # session counted and announced (see Sessions.commit)
         self.auth: AuthSession | None = None
         self.rate: MessageRateLimiter | None = None
-        self.ip_key: str | None = None  # counted by the connection limiter under this address
+        self.ip_key: str | None = None  # the limiter's address for it (None: the total only)
         self.last_seen = time.monotonic()  # any frame from the client, pongs included
         self.inbox: list[bytes] | None = None  # messages held while a handshake token is checked
-        # client-chosen max_rate_hz: key kind ("p" prices, "m" market) -> min seconds apart
-        self.throttle: dict[str, float] = {}
-        self.last_sent: dict[str, float] = {}
-        self.held: dict[str, tuple[int, bytes]] = {}
+        # client-chosen max_rate_hz: stream (prices, market only) -> min seconds apart
+        self.throttle: dict[Stream, float] = {}
+        self.last_sent: dict[FrameKey, float] = {}
+        self.held: dict[FrameKey, tuple[int, bytes]] = {}
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=self.app.settings.send_buffer_bytes)
+        transport.set_write_buffer_limits(high=self.owner.send_buffer_bytes)
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
+        limits = self.owner.limits
+        # Counted from the first byte, not from the upgrade: a trusted proxy's connections by
+        # the total only until the request names the client (Handshakes.on_request re-keys them).
+        key = None if limits.trusted_peer(self.client_ip) else self.client_ip
+        limiter = self.owner.conn_limiter
+        refusal = limiter.acquire(key)
+        if refusal is not None and limiter.refusing >= limiter.max_refusing:
+            self._refuse(refusal)
+            return
+        if refusal is not None:
+            # A few over-limit connections at a time may finish their upgrade, to be closed
+            # with the code a browser can see (Handshakes.on_request); plain HTTP is served.
+            self.refusal = refusal
+            limiter.refusing += 1
+        else:
+            self.ip_key, self.counted = key, True
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            limits.handshake_timeout_s, self._handshake_expired
+        )
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # the refusal is on its way; the request is not read
         self.ws.receive_data(data)
         self._process()
 
     def eof_received(self) -> bool | None:
+        if self.refused:
+            return False
         self.ws.receive_eof()
         self._process()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.app.on_close(self)
+        for timer in (self._handshake_timer, self._abort_timer):
+            if timer is not None:
+                timer.cancel()
+        self._handshake_timer = self._abort_timer = None
+        self.closing = True
+        self.owner.on_close(self)
+        if self.counted:
+            self.counted = False
+            self.owner.conn_limiter.release(self.ip_key)
+        if self.refusal is not None:
+            self.refusal = None
+            self.owner.conn_limiter.refusing -= 1
         self.transport = None
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Over a connection limit, with too many such already waiting: HTTP 429/503 at once.
+
+        The response goes out at once and the socket is half-closed; the request, if any, is
+        read and discarded so that closing does not reset the connection under the response.
+        """
+        HANDSHAKES_REFUSED.labels(refusal.reason).inc()
+        transport = self.transport
+        assert transport is not None
+        self.refused = self.closing = True
+        response = self.ws.reject(refusal.http_status, refusal.message + "\n")
+        transport.write(response.serialize())
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._abort_timer = asyncio.get_running_loop().call_later(
+                self.owner.limits.close_grace_s, self.abort
+            )
+        else:
+            transport.close()
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if self.transport is None or self.ws.state is not State.CONNECTING:
+            return
+        HANDSHAKES_REFUSED.labels("handshake_timeout").inc()
+        self.closing = True
+        self.ws.send_response(self.ws.reject(408, "request not completed in time\n"))
+        self.write_protocol_output()  # the response, then the end of the stream
 
     def pause_writing(self) -> None:
         self.paused = True
         self.paused_at = time.monotonic()
-        self.app.slow.add(self)
+        self.owner.slow.add(self)
         SLOW_CLIENT_CONFLATIONS.inc()
 
     def resume_writing(self) -> None:
         self.paused = False
-        self.app.slow.discard(self)
+        self.owner.slow.discard(self)
+        if self.closing:
+            return
         if self.replaced or self.dropped or self.latest or self.backlog:
             self._drain_conflated()
 
@@ -179,9 +273,14 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         for event in self.ws.events_received():
             if isinstance(event, Request):
-                self.app.on_request(self, event)
+                if self._handshake_timer is not None:
+                    self._handshake_timer.cancel()
+                    self._handshake_timer = None
+                self.owner.on_request(self, event)
             elif isinstance(event, Frame):
                 self._on_frame(event)
+        if self.ws.state is State.CLOSING or self.ws.state is State.CLOSED:
+            self.closing = True  # the client's Close was answered: no frame may follow
         self.write_protocol_output()
 
     def _on_frame(self, frame: Frame) -> None:
@@ -190,28 +289,31 @@ class Connection(asyncio.Protocol):
         data = bytes(frame.data)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                self.app.on_message(self, data)
+                self.owner.on_message(self, data)
             else:
                 self.fragments = [data]
         elif opcode is Opcode.CONT and self.fragments is not None:
             self.fragments.append(data)
-            if sum(map(len, self.fragments)) > self.app.max_message_bytes:
+            if sum(map(len, self.fragments)) > self.owner.max_message_bytes:
                 self.fragments = None
                 self.close(1009, "message too big")
             elif frame.fin:
                 data, self.fragments = b"".join(self.fragments), None
-                self.app.on_message(self, data)
+                self.owner.on_message(self, data)
 
     # -- outgoing -----------------------------------------------------------------------
     @property
     def is_open(self) -> bool:
         return self.ws.state is State.OPEN and self.transport is not None
 
-    def send(self, frame: bytes, key: str | None = None, seq: int = 0) -> None:
-        """Queue one pre-built frame (the fan-out's hot path: no await, no copy).
+    def send(self, frame: bytes, key: FrameKey | None = None, seq: int = 0) -> None:
+        """Queue one pre-built data frame (the fan-out's hot path: no await, no copy).
 
-        ``key`` names what a newer frame may replace for a slow client (``None``: nothing).
+        ``key`` names what a newer frame may replace for a slow or throttled client
+        (``None``: nothing; such a frame waits in a slow client's bounded backlog).
         """
+        if self.closing:
+            return
         if self.paused:
             self._conflate(frame, key, seq)
             return
@@ -220,11 +322,24 @@ class Connection(asyncio.Protocol):
         self.pending.append(frame)
         if not self.marked:
             self.marked = True
-            self.app.flusher.mark(self)
+            self.owner.flusher.mark(self)
 
     def send_now(self, payload: bytes) -> None:
-        """A reply to this client (not shared with others): queued like any frame."""
-        self.send(text_frame(payload))
+        """A reply or error to this client: written now, never throttled, never held back.
+
+        A slow client's data waits in its conflation backlog; its replies do not queue behind
+        that data (they are bounded by the message rate limit, not by the backlog).
+        """
+        self.send_control(text_frame(payload))
+
+    def send_control(self, frame: bytes) -> None:
+        """A frame that skips throttling and conflation (the server's ping): queued now."""
+        if self.closing:
+            return
+        self.pending.append(frame)
+        if not self.marked:
+            self.marked = True
+            self.owner.flusher.mark(self)
 
     def flush(self) -> None:
         self.marked = False
@@ -237,50 +352,6 @@ class Connection(asyncio.Protocol):
         else:
             transport.writelines(self.pending)
         self.pending.clear()
-
-    def _throttled(self, frame: bytes, key: str, seq: int) -> bool:
-        """Hold ``frame`` if this key was sent less than 1/max_rate_hz ago (newest one wins)."""
-        interval = self.throttle.get(key[0])
-        if interval is None:
-            return False
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        due = self.last_sent.get(key, 0.0) + interval
-        if now >= due and key not in self.held:
-            self.last_sent[key] = now
-            return False
-        if key not in self.held:
-            loop.call_at(due, self._release, key)
-        self.held[key] = (seq, frame)
-        return True
-
-    def _release(self, key: str) -> None:
-        held = self.held.pop(key, None)
-        if held is not None and self.transport is not None:
-            self.last_sent[key] = asyncio.get_running_loop().time()
-            self.send(held[1], None, held[0])
-
-    def _conflate(self, frame: bytes, key: str | None, seq: int) -> None:
-        if key is None:
-            if len(self.backlog) == self.backlog.maxlen:
-                self.dropped += 1
-            self.backlog.append(frame)
-            return
-        if key in self.latest:
-            self.replaced += 1
-            CONFLATED_MESSAGES.inc()
-        self.latest[key] = (seq, frame)
-
-    def _drain_conflated(self) -> None:
-        notice = Conflated(replaced=self.replaced, dropped=self.dropped)
-        self.send_now(dumps(notice))
-        for frame in self.backlog:
-            self.send(frame)
-        for _, frame in sorted(self.latest.values(), key=lambda item: item[0]):
-            self.send(frame)
-        self.backlog.clear()
-        self.latest.clear()
-        self.replaced = self.dropped = 0
 
     def write_protocol_output(self) -> None:
         transport = self.transport
@@ -295,14 +366,22 @@ class Connection(asyncio.Protocol):
                 transport.close()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Start the closing handshake; the socket is aborted if the client does not answer."""
+        """Start the closing handshake: the Close frame goes out now, after what is already
+        queued and ahead of a slow client's backlog (dropped, like any later frame). The socket
+        is aborted ``close_grace_s`` later if the client has not answered."""
         if self.ws.state is State.OPEN:
+            self.closing = True
+            self._discard_held()
+            self.held.clear()
             with contextlib.suppress(InvalidState):
                 self.ws.send_close(code, reason)
-            self.paused = False  # the close frame must not be conflated away
             self.write_protocol_output()
-            asyncio.get_running_loop().call_later(3.0, self.abort)
+            if self.transport is not None and self._abort_timer is None:
+                self._abort_timer = asyncio.get_running_loop().call_later(
+                    self.owner.limits.close_grace_s, self.abort
+                )
         elif self.transport is not None and self.ws.state is State.CONNECTING:
+            self.closing = True
             self.transport.close()
 
     def abort(self) -> None:

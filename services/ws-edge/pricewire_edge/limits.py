@@ -1,33 +1,43 @@
-"""Limits at the edge: message rate, connections per address, origins, client address. Pure.
+"""Limits at the edge: the settings, and connections per client address and in total. Pure.
 
 Nothing here reads a clock or a socket: callers pass ``now`` (``time.monotonic()``), the peer
 address and the request headers, so every decision is a plain function call in a test.
 
 ============================  ===============================================================
-:class:`TokenBucket`          a rate with a burst; ``take(now)`` says whether one more fits
-:class:`MessageRateLimiter`   per connection: allow, warn (error ``rate_limited``), close 4008
-:class:`ConnectionLimiter`    connections per client address and in total; acquire / release
-:func:`client_ip`             the client's address, through trusted proxies' X-Forwarded-For
-:func:`origin_allowed`        the handshake's ``Origin`` against the allowlist
 :class:`LimitsSettings`       every limit with its default (embedded in the edge settings)
+:class:`ConnectionLimiter`    connections per client address and in total; acquire / release
+:class:`Refusal`              why a connection is refused, and how to say it (HTTP / close)
 ============================  ===============================================================
+
+The rest lives beside it and is re-exported here: the message rate (:mod:`.message_rate`:
+:class:`TokenBucket`, :class:`MessageRateLimiter`) and the client's address and origin
+(:mod:`.client_address`: :func:`client_ip`, :func:`origin_allowed`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validator
 
 from pricewire_contracts import CloseCode
 
+from .client_address import (
+    IPV6_LIMIT_PREFIX,
+    Headers,
+    IPNetwork,
+    check_origin_pattern,
+    client_ip,
+    limit_key,
+    origin_allowed,
+    trusted_peer,
+)
+from .message_rate import MessageRateLimiter, RateDecision, TokenBucket, subscription_weight
+
 __all__ = [
+    "IPV6_LIMIT_PREFIX",
     "ConnectionLimiter",
     "LimitsSettings",
     "MessageRateLimiter",
@@ -39,12 +49,6 @@ __all__ = [
     "origin_allowed",
     "subscription_weight",
 ]
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-#: An IPv6 client usually owns a whole /64: counting per address would not limit it.
-IPV6_LIMIT_PREFIX = 64
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -97,10 +101,34 @@ class LimitsSettings(BaseModel):
     max_connections_per_ip: int = Field(
         default=100,
         ge=1,
-        description="Open connections per client address (IPv6: per /64); past it: close 1008",
+        description=(
+            "Open connections per client address (IPv6: per /64), those still handshaking "
+            "included; past it: close 1008 after the upgrade (HTTP 429 while many are refused)"
+        ),
     )
     max_connections: int = Field(
-        default=10_000, ge=1, description="Open connections per edge; past it: close 1013"
+        default=10_000,
+        ge=1,
+        description=(
+            "Open connections per edge, handshaking ones included; past it: close 1013 "
+            "after the upgrade (HTTP 503 while many are refused)"
+        ),
+    )
+    handshake_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "A connection that has not sent a complete HTTP request (the WebSocket upgrade "
+            "or a plain GET) this long after connecting is closed (HTTP 408)"
+        ),
+    )
+    close_grace_s: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "After the edge sends a Close frame, how long the client has to answer it "
+            "before the socket is aborted"
+        ),
     )
     idle_timeout_s: float = Field(
         default=120.0,
@@ -136,7 +164,7 @@ class LimitsSettings(BaseModel):
         if self.max_connections_per_ip > self.max_connections:
             raise ValueError("max_connections_per_ip cannot exceed max_connections")
         for pattern in self.allowed_origins:
-            _parse_pattern(pattern)  # raises ValueError on a pattern that could never match
+            check_origin_pattern(pattern)  # raises ValueError on a pattern that could never match
         return self
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
@@ -144,6 +172,10 @@ class LimitsSettings(BaseModel):
 
     def client_ip(self, peer: str | None, headers: Headers) -> str:
         return client_ip(peer, headers, self.trusted_proxies)
+
+    def trusted_peer(self, peer: str | None) -> bool:
+        """Whether ``peer`` is a trusted proxy (whose clients are known only from the request)."""
+        return trusted_peer(peer, self.trusted_proxies)
 
     def rate_limiter(self, now: float) -> MessageRateLimiter:
         return MessageRateLimiter(
@@ -158,89 +190,6 @@ class LimitsSettings(BaseModel):
         return ConnectionLimiter(
             max_per_ip=self.max_connections_per_ip, max_total=self.max_connections
         )
-
-
-# -- message rate ----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; starts full.
-
-    >>> bucket = TokenBucket(rate=2, burst=3, now=0.0)
-    >>> [bucket.take(0.0) for _ in range(4)]
-    [True, True, True, False]
-    >>> bucket.take(0.5)  # one token came back
-    True
-
-    Over any span of ``t`` seconds it never grants more than ``burst + rate * t``.
-    """
-
-    rate: float
-    burst: float
-    now: float = 0.0
-    tokens: float = field(init=False)
-    _last: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.rate <= 0 or self.burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self.tokens = float(self.burst)
-        self._last = self.now
-
-    def take(self, now: float, cost: float = 1.0) -> bool:
-        if now > self._last:  # a clock going backwards refills nothing
-            self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
-            self._last = now
-        # The epsilon absorbs float error, so a client sending at exactly the rate is never refused.
-        if self.tokens + 1e-9 >= cost:
-            self.tokens = max(0.0, self.tokens - cost)
-            return True
-        return False
-
-
-class RateDecision(StrEnum):
-    ALLOW = "allow"  #: handle the message
-    WARN = "warn"  #: drop it and reply ``error`` with code ``rate_limited``
-    CLOSE = "close"  #: close the connection with :attr:`CloseCode.RATE_LIMITED` (4008)
-
-
-class MessageRateLimiter:
-    """Per connection: a token bucket, then a close on persistent abuse.
-
-    Every message over the rate is a violation: it is dropped and the client warned; the
-    ``max_violations``-th violation within ``window_s`` closes the connection. A flooding
-    client therefore gets at most ``max_violations - 1`` error replies, never one per message
-    it sends.
-    """
-
-    __slots__ = ("_violations", "bucket", "max_violations", "window_s")
-
-    def __init__(
-        self, *, rate: float, burst: int, max_violations: int, window_s: float, now: float
-    ) -> None:
-        if max_violations < 1 or window_s <= 0:
-            raise ValueError("max_violations >= 1 and window_s > 0 are required")
-        self.bucket = TokenBucket(rate=rate, burst=burst, now=now)
-        self.max_violations = max_violations
-        self.window_s = window_s
-        self._violations: deque[float] = deque()
-
-    def check(self, now: float) -> RateDecision:
-        if self.bucket.take(now):
-            return RateDecision.ALLOW
-        violations = self._violations
-        while violations and violations[0] <= now - self.window_s:
-            violations.popleft()
-        violations.append(now)
-        if len(violations) >= self.max_violations:
-            return RateDecision.CLOSE
-        return RateDecision.WARN
-
-
-def subscription_weight(symbols: Collection[str] | None) -> int:
-    """What one group subscription counts against ``max_subscriptions``: 1, or one per symbol."""
-    return len(symbols) if symbols else 1
 
 
 # -- connections -------------------------------------------------------------------------------------
@@ -271,19 +220,6 @@ _GLOBAL = Refusal(
 )
 
 
-def limit_key(ip: str) -> str:
-    """The key connections are counted under: the address, or its /64 for IPv6."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, IPV6_LIMIT_PREFIX), strict=False))
-    return str(address)
-
-
 class ConnectionLimiter:
     """Open connections per client address and in total.
 
@@ -294,21 +230,33 @@ class ConnectionLimiter:
     <CloseCode.POLICY_VIOLATION: 1008>
     >>> limiter.release("192.0.2.1")
 
-    Call :meth:`release` exactly once for every successful :meth:`acquire`.
+    Over-limit connections are not counted; :attr:`refusing` is how many of them are being
+    told so (after their upgrade, so that a browser sees the close code), at most
+    :attr:`max_refusing` at once; past that they are refused before any request.
+
+    A connection whose address is not known yet (it came through a trusted proxy and has not
+    sent its request) is counted with ``ip=None``: in the total only. :meth:`rekey` moves it
+    to its address once known. Call :meth:`release` exactly once for every successful
+    :meth:`acquire`, with the connection's current address.
     """
 
-    __slots__ = ("_by_key", "max_per_ip", "max_total", "total")
+    __slots__ = ("_by_key", "max_per_ip", "max_refusing", "max_total", "refusing", "total")
 
-    def __init__(self, *, max_per_ip: int, max_total: int) -> None:
+    def __init__(self, *, max_per_ip: int, max_total: int, max_refusing: int = 64) -> None:
         self.max_per_ip = max_per_ip
         self.max_total = max_total
+        self.max_refusing = max_refusing
+        self.refusing = 0
         self.total = 0
         self._by_key: dict[str, int] = {}
 
-    def acquire(self, ip: str) -> Refusal | None:
+    def acquire(self, ip: str | None) -> Refusal | None:
         """Count one more connection from ``ip``; the refusal (nothing counted) if over a limit."""
         if self.total >= self.max_total:
             return _GLOBAL
+        if ip is None:
+            self.total += 1
+            return None
         key = limit_key(ip)
         count = self._by_key.get(key, 0)
         if count >= self.max_per_ip:
@@ -317,7 +265,23 @@ class ConnectionLimiter:
         self.total += 1
         return None
 
-    def release(self, ip: str) -> None:
+    def rekey(self, old: str | None, new: str) -> Refusal | None:
+        """Move one counted connection from ``old`` to ``new``; the refusal (nothing moved)."""
+        key = limit_key(new)
+        if old is not None and limit_key(old) == key:
+            return None
+        count = self._by_key.get(key, 0)
+        if count >= self.max_per_ip:
+            return _PER_IP
+        self._by_key[key] = count + 1
+        self.total += 1  # release() takes it off again, with the old key's count
+        self.release(old)
+        return None
+
+    def release(self, ip: str | None) -> None:
+        if ip is None:
+            self.total = max(0, self.total - 1)
+            return
         key = limit_key(ip)
         count = self._by_key.get(key, 0)
         if count <= 0:
@@ -334,159 +298,3 @@ class ConnectionLimiter:
     @property
     def addresses(self) -> int:
         return len(self._by_key)
-
-
-# -- client address --------------------------------------------------------------------------------
-
-#: Request headers as (name, value) pairs, duplicates kept, or a mapping (one value per name).
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
-
-
-def _header_values(headers: Headers, name: str) -> list[str]:
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    wanted = name.lower()
-    return [value for key, value in pairs if key.lower() == wanted]
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    """An address from an X-Forwarded-For entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``."""
-    text = text.strip().strip('"')
-    if text.startswith("["):
-        text = text[1 : text.find("]")] if "]" in text else ""
-    elif text.count(":") == 1:
-        text = text.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
-    return any(address.version == net.version and address in net for net in networks)
-
-
-def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[IPNetwork]) -> str:
-    """The client's address: the peer, or what trusted proxies say in ``X-Forwarded-For``.
-
-    Only a peer inside ``trusted_proxies`` is believed. The header's entries are read from the
-    right (the hop nearest this server); trusted proxies are skipped and the first untrusted
-    address is the client. Anyone can write the left-hand entries, so they are never taken
-    while an untrusted hop stands between them and us. A malformed entry stops the walk at the
-    last address a trusted proxy vouched for.
-    """
-    peer_address = _parse_ip(peer) if peer else None
-    if peer_address is None:
-        return peer or "unknown"
-    if not _trusted(peer_address, trusted_proxies):
-        return str(peer_address)
-    hops = [
-        item for value in _header_values(headers, "x-forwarded-for") for item in value.split(",")
-    ]
-    current = peer_address
-    for hop in reversed(hops):
-        if not hop.strip():
-            continue
-        address = _parse_ip(hop)
-        if address is None:
-            break
-        current = address
-        if not _trusted(address, trusted_proxies):
-            break
-    return str(current)
-
-
-# -- origin --------------------------------------------------------------------------------------
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_LOCALHOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-@dataclass(frozen=True, slots=True)
-class _Origin:
-    scheme: str
-    host: str
-    port: int | None
-
-
-def _parse_origin(text: str) -> _Origin | None:
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host or parts.path not in ("", "/"):
-        return None
-    if parts.query or parts.fragment or parts.username or parts.password:
-        return None
-    return _Origin(scheme, host, port if port is not None else _DEFAULT_PORTS[scheme])
-
-
-def _parse_host(text: str) -> tuple[str, int | None] | None:
-    """A ``Host`` header: ``example.com``, ``example.com:8000``, ``[::1]:8000``."""
-    parsed = _parse_origin(f"http://{text.strip()}")
-    if parsed is None:
-        return None
-    explicit_port = text.strip().rsplit("]", 1)[-1].count(":") == 1
-    return parsed.host, parsed.port if explicit_port else None
-
-
-def _parse_pattern(pattern: str) -> _Origin | Literal["self", "localhost", "*"]:
-    if pattern == "self":
-        return "self"
-    if pattern == "localhost":
-        return "localhost"
-    if pattern == "*":
-        return "*"
-    wildcard = "://*." in pattern
-    parsed = _parse_origin(pattern.replace("://*.", "://wildcard.", 1) if wildcard else pattern)
-    if parsed is None:
-        raise ValueError(f"allowed origin {pattern!r} is not 'self', 'localhost', '*' or an origin")
-    if wildcard:
-        return _Origin(parsed.scheme, "*." + parsed.host.removeprefix("wildcard."), parsed.port)
-    return parsed
-
-
-def _matches(origin: _Origin, pattern: _Origin) -> bool:
-    if origin.scheme != pattern.scheme or origin.port != pattern.port:
-        return False
-    if pattern.host.startswith("*."):
-        return origin.host.endswith(pattern.host[1:])
-    return origin.host == pattern.host
-
-
-def origin_allowed(origin: str | None, host: str | None, *, allowed: Iterable[str]) -> bool:
-    """Whether a handshake with this ``Origin`` header may proceed (else: HTTP 403).
-
-    No ``Origin`` header (a non-browser client): allowed. ``null`` (a sandboxed page, a file)
-    and anything unparsable: refused unless ``*`` is allowed. ``self`` compares the origin's
-    host and port with the request's ``Host`` header (scheme ignored: TLS may end at a proxy).
-    """
-    if origin is None:
-        return True
-    patterns = [_parse_pattern(p) for p in allowed]
-    if "*" in patterns:
-        return True
-    parsed = _parse_origin(origin)
-    if parsed is None:
-        return False
-    for pattern in patterns:
-        if pattern == "localhost":
-            if parsed.host.strip("[]") in _LOCALHOSTS:
-                return True
-        elif pattern == "self":
-            target = _parse_host(host) if host else None
-            # A Host without a port means a default port (of whichever scheme the page used).
-            if (
-                target is not None
-                and target[0] == parsed.host
-                and (target[1] == parsed.port or (target[1] is None and parsed.port in (80, 443)))
-            ):
-                return True
-        elif isinstance(pattern, _Origin) and _matches(parsed, pattern):
-            return True
-    return False

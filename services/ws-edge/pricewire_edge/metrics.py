@@ -45,3 +45,8 @@ CLOSES = Counter(
 AUTH_RESULTS = Counter(
     "pricewire_ws_auth_total", "Token checks, by result (ok or the refusal reason)", ["result"]
 )
+RESUMES = Counter(
+    "pricewire_ws_resumes_total",
+    "Resume requests, by result: ok, or the resume_failed reason (invalid_resume_token, ...)",
+    ["result"],
+)

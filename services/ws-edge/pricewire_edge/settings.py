@@ -49,7 +49,7 @@ class EdgeSettings(ServiceSettings):
         default=256, ge=1, description="News/alerts/broadcasts held for a conflated client"
     )
     history_messages: int = Field(
-        default=20_000, ge=100, description="Per-group messages kept in memory for resume"
+        default=20_000, ge=1, description="Per-group messages kept in memory for resume"
     )
     snapshot_news: int = Field(default=20, ge=0, description="News items in a subscribe snapshot")
     snapshot_alerts: int = Field(default=20, ge=0, description="Alerts in a subscribe snapshot")

@@ -66,7 +66,13 @@ def ws_url(app: EdgeApp) -> str:
 
 
 async def open_client(app: EdgeApp, **kwargs: Any) -> ClientConnection:
+    ws, _ = await open_session(app, **kwargs)
+    return ws
+
+
+async def open_session(app: EdgeApp, **kwargs: Any) -> tuple[ClientConnection, dict[str, Any]]:
+    """A client and its welcome (session id and private resume token)."""
     ws = await connect(ws_url(app), **kwargs)
     welcome = await recv_json(ws)
     assert welcome["type"] == "welcome"
-    return ws
+    return ws, welcome

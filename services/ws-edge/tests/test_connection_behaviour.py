@@ -56,7 +56,8 @@ async def test_bad_input_gets_an_error_and_the_connection_lives_on(edge: EdgeApp
 async def test_welcome_is_the_guides_message(edge: EdgeApp) -> None:
     async with connect(ws_url(edge)) as ws:
         welcome = json.loads(await ws.recv())
-    assert list(welcome) == ["type", "session_id", "message", "timestamp"]
+    # the guide's fields, in the guide's order, then the resume token (see resume.py)
+    assert list(welcome) == ["type", "session_id", "message", "timestamp", "resume_token"]
     assert welcome["message"] == "به سیستم مانیتورینگ کریپتو خوش آمدید"
 
 

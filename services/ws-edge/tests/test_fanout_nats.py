@@ -45,6 +45,7 @@ async def test_a_price_reaches_prices_subscribers_and_not_market_ones(
         "change_24h": 1.0,
         "sources": 1,
         "stale": False,
+        "venues": [],
     }
     assert isinstance(got["seq"], int)
     await nats_client.publish(

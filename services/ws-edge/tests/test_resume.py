@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from pricewire_common.encoding import dumps
 from pricewire_contracts import PriceData, PriceUpdate, SubjectCatalog
 
-from .conftest import EdgeFactory, open_client, recv_json, recv_type, wait_for
+from .conftest import EdgeFactory, open_client, open_session, recv_json, recv_type, wait_for
 
 S = SubjectCatalog()
 
@@ -71,12 +72,94 @@ async def test_per_symbol_filter_holds_for_live_and_replayed_messages(
     await _resume_scenario(make_edge, nats_client, second_edge=False, symbols=["ETH"])
 
 
+async def test_resume_of_two_groups_is_gapless_while_tiny_rings_turn_over(
+    make_edge: EdgeFactory, nats_client: Any
+) -> None:
+    """Rings of 3 messages turn over every few ms while the replay of one group awaits JetStream
+    and then the other's: every missed seq of both arrives once, in order, then live, no gap."""
+    edge = await make_edge(history_messages=3)
+    watcher = await open_client(edge)
+    client, welcome = await open_session(edge)
+    for ws in (watcher, client):
+        for group in ("prices", "market"):
+            await ws.send(json.dumps({"type": "subscribe", "group": group}))
+            await recv_type(ws, "subscribed")
+    watched: list[tuple[str, int]] = []
+    got: list[tuple[str, int]] = []
+    stop = asyncio.Event()
+
+    async def collect(ws: ClientConnection, into: list[tuple[str, int]]) -> None:
+        while not stop.is_set():
+            try:
+                msg = await recv_json(ws, timeout=0.2)
+            except TimeoutError:
+                continue
+            if msg["type"] in ("price_update", "market_update"):
+                into.append((msg["type"], msg["seq"]))
+
+    async def feed() -> None:
+        js = nats_client.jetstream()
+        n = 0
+        while True:
+            n += 1
+            body = PriceUpdate(data=PriceData(symbol="BTC", price=100 + n))
+            await nats_client.publish(S.price("BTC"), dumps(body))
+            await js.publish(S.market, b'{"type":"market_update","data":{},"timestamp":"t"}')
+            await asyncio.sleep(1 / 200)
+
+    watching = asyncio.create_task(collect(watcher, watched))
+    listening = asyncio.create_task(collect(client, got))
+    feeding = asyncio.create_task(feed())
+    try:
+        await asyncio.sleep(1.0)
+        listening.cancel()
+        last = {kind: max(seq for k, seq in got if k == kind) for kind, _ in got}
+        client.transport.abort()
+        await client.wait_closed()
+        await asyncio.sleep(1.0)
+        again = await open_client(edge)
+        request = {
+            "type": "resume",
+            "session_id": welcome["session_id"],
+            "resume_token": welcome["resume_token"],
+            "last_seq": {"prices": last["price_update"], "market": last["market_update"]},
+        }
+        await again.send(json.dumps(request))
+        after: list[tuple[str, int]] = []
+        while True:
+            msg = await recv_json(again)
+            if msg["type"] in ("price_update", "market_update"):
+                after.append((msg["type"], msg["seq"]))
+            elif msg["type"] == "resumed":
+                break
+            else:
+                assert msg["type"] in ("stats_update", "heartbeat", "provider_stats"), msg
+        resumed_live = asyncio.create_task(collect(again, after))
+        await asyncio.sleep(1.0)
+    finally:
+        feeding.cancel()
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(watching, resumed_live)
+    for kind in ("price_update", "market_update"):
+        mine = [seq for k, seq in after if k == kind]
+        theirs = [seq for k, seq in watched if k == kind and last[kind] < seq <= mine[-1]]
+        assert mine == theirs, kind  # every missed seq once, in order, and live without a gap
+    await again.close()
+    await watcher.close()
+
+
 async def _resume_scenario(
-    make_edge: EdgeFactory, nats_client: Any, *, second_edge: bool, symbols: list[str] | None = None
+    make_edge: EdgeFactory,
+    nats_client: Any,
+    *,
+    second_edge: bool,
+    symbols: list[str] | None = None,
 ) -> None:
     first = await make_edge()
     other = await make_edge() if second_edge else first
-    watcher, client = await open_client(other), await open_client(first)
+    watcher = await open_client(other)
+    client, welcome = await open_session(first)
     sub: dict[str, Any] = {"type": "subscribe", "group": "prices"}
     if symbols:
         sub["symbols"] = symbols
@@ -92,8 +175,9 @@ async def _resume_scenario(
         await asyncio.sleep(1.0)
         stop_before.set()
         await listening
-        session_id = await _session_id_of(first, client)
+        session_id, token = welcome["session_id"], welcome["resume_token"]
         client.transport.abort()  # TCP reset, no close frame
+        await client.wait_closed()
         if second_edge:
             await first.stop()
         await asyncio.sleep(2.0)  # prices keep flowing while the client is away
@@ -101,7 +185,12 @@ async def _resume_scenario(
         again = await open_client(other)
         await again.send(
             json.dumps(
-                {"type": "resume", "session_id": session_id, "last_seq": {"prices": last_seq}}
+                {
+                    "type": "resume",
+                    "session_id": session_id,
+                    "resume_token": token,
+                    "last_seq": {"prices": last_seq},
+                }
             )
         )
         after: list[tuple[int, str]] = []
@@ -111,6 +200,7 @@ async def _resume_scenario(
                 after.append((msg["seq"], msg["data"]["symbol"]))
             elif msg["type"] == "resumed":
                 assert msg["session_id"] == session_id
+                assert msg["resume_token"] not in (None, token)  # rotated
                 break
             else:
                 assert msg["type"] in ("stats_update", "heartbeat"), msg
@@ -132,15 +222,6 @@ async def _resume_scenario(
         await ws.close()
 
 
-async def _session_id_of(edge: Any, ws: ClientConnection) -> str:
-    local = ws.transport.get_extra_info("sockname")
-    for conn in edge.connections:
-        peer = conn.transport.get_extra_info("peername") if conn.transport else None
-        if peer and tuple(peer[:2]) == tuple(local[:2]):
-            return str(conn.session_id)
-    raise AssertionError("client not found on the edge")
-
-
 async def test_resume_of_an_unknown_session_fails_and_sends_snapshots(
     make_edge: EdgeFactory, nats_client: Any
 ) -> None:
@@ -151,7 +232,7 @@ async def test_resume_of_an_unknown_session_fails_and_sends_snapshots(
     ws = await open_client(edge)
     await ws.send(json.dumps({"type": "resume", "session_id": "nope", "last_seq": {"prices": 0}}))
     failed = await recv_type(ws, "resume_failed")
-    assert failed["reason"]
+    assert failed["reason"] == "unknown_session"
     snap = await recv_type(ws, "price_update", timeout=2)
     assert snap["data"]["symbol"] == "BTC"
     await ws.close()
@@ -234,6 +315,11 @@ async def test_a_client_stuck_past_the_limit_is_disconnected(
     for n in range(4000):
         msg = PriceUpdate(data=PriceData(symbol="BTC", price=1 + n), note=body)  # type: ignore[call-arg]
         await nats_client.publish(S.price("BTC"), dumps(msg))
-    await wait_for(lambda: not edge.connections, timeout=20)  # closed (4009) and aborted
-    stuck.transport.abort()
-    await stuck.wait_closed()
+    # closed (4009), then aborted close_grace_s later: it never read, so the Close frame never
+    # left the edge's buffer (test_a_stuck_client_is_closed_with_4009_and_receives_that_code)
+    await wait_for(lambda: not edge.connections, timeout=20)
+    stuck.transport.resume_reading()
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await recv_json(stuck, timeout=30)
+    assert stuck.close_code == 1006

@@ -15,6 +15,10 @@ relayed with its own framing, so the client's connection stays alive for the nex
 (a page with many assets, or a ``fetch`` POST, reuses it). Request body and response run
 concurrently, which makes ``Expect: 100-continue`` work. A WebSocket upgrade that the upstream
 accepts with 101 becomes a byte pipe in both directions until either side closes.
+
+A client gets ``handshake_timeout_s`` (the edge's ``PRICEWIRE_LIMITS__HANDSHAKE_TIMEOUT_S``
+under ``make run``) to send each request head, the first one from the moment it connects;
+past it the gateway answers 408 and closes, so half-sent requests cannot pile up.
 """
 
 from __future__ import annotations
@@ -189,11 +193,13 @@ class Gateway:
         port: int = 8000,
         connect_timeout_s: float = 5.0,
         head_limit_bytes: int = 64 * 1024,
+        handshake_timeout_s: float = 10.0,
     ) -> None:
         self.upstreams = dict(upstreams)
         self.host = host
         self.port = port
         self.connect_timeout_s = connect_timeout_s
+        self.handshake_timeout_s = handshake_timeout_s
         self.head_limit_bytes = head_limit_bytes
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -261,7 +267,12 @@ class Gateway:
     ) -> bool:
         """Forward one request; True when the client connection may carry another."""
         try:
-            raw = await reader.readuntil(_HEAD_END)
+            raw = await asyncio.wait_for(reader.readuntil(_HEAD_END), self.handshake_timeout_s)
+        except TimeoutError:
+            # a request head not sent in time (or an idle keep-alive connection): 408, close
+            writer.write(error_response(408, "request not completed in time"))
+            await writer.drain()
+            return False
         except asyncio.IncompleteReadError:
             return False  # the client closed between requests: the normal end of keep-alive
         except asyncio.LimitOverrunError:

@@ -46,6 +46,9 @@ from .plan import (
     LAUNCHER_OWNED,
     REGISTRY,
     SERVICES,
+    SIMULATOR,
+    SIMULATOR_VENUES,
+    SIMULATOR_VENUES_OFFSET,
     ServicePlan,
     ServiceSpec,
     banner_lines,
@@ -222,6 +225,23 @@ class _RunDir:
                 os.kill(pid, signal.SIGKILL)
 
 
+def edge_handshake_timeout(environ: Mapping[str, str]) -> float:
+    """The edge's ``PRICEWIRE_LIMITS__HANDSHAKE_TIMEOUT_S``: the gateway in front applies it too.
+
+    An invalid value gives the default here; ws-edge itself refuses to start with it.
+    """
+    from pydantic import ValidationError
+
+    from pricewire_edge.limits import LimitsSettings
+
+    raw = environ.get("PRICEWIRE_LIMITS__HANDSHAKE_TIMEOUT_S")
+    try:
+        limits = LimitsSettings.model_validate({"handshake_timeout_s": raw} if raw else {})
+    except ValidationError:
+        limits = LimitsSettings()
+    return limits.handshake_timeout_s
+
+
 class Launcher:
     """Start, watch and stop the dev stack; :meth:`run` returns the exit code."""
 
@@ -318,6 +338,7 @@ class Launcher:
             },
             host=settings.host,
             port=settings.port,
+            handshake_timeout_s=edge_handshake_timeout(self.environ),
         )
         await self.gateway.start()  # first: a busy --port fails before anything starts
         self.run_dir.claim()
@@ -374,6 +395,9 @@ class Launcher:
                     "port in use, taking a free one",
                     extra={"service": spec.name, "wanted": wanted, "port": ports[spec.name]},
                 )
+        if any(spec.name == SIMULATOR for spec in self.services):
+            wanted = self.settings.ports_from + SIMULATOR_VENUES_OFFSET
+            ports[SIMULATOR_VENUES] = wanted if port_is_free(wanted) else free_port()
         return ports
 
     async def _start_nats(self) -> NatsServer:

@@ -10,6 +10,8 @@ from .settings import Providers
 __all__ = [
     "LAUNCHER_OWNED",
     "SERVICES",
+    "SIMULATOR_VENUES",
+    "SIMULATOR_VENUES_OFFSET",
     "ServicePlan",
     "ServiceSpec",
     "banner_lines",
@@ -39,6 +41,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
 EDGE = "ws-edge"
 REGISTRY = "session-registry"
 SIMULATOR = "simulator"
+#: the simulated exchanges' WebSocket venues (one port, one path per venue), served by the
+#: simulator process on a port of their own
+SIMULATOR_VENUES = "simulator-venues"
+SIMULATOR_VENUES_OFFSET = 6
 INGEST = "market-ingest"
 
 # Per-process values the launcher must decide: a user's PRICEWIRE_PORT would give every
@@ -87,7 +93,16 @@ def plan_services(
             env["PRICEWIRE_PROVIDER_BASE_URL_OVERRIDE"] = f"http://127.0.0.1:{ports[SIMULATOR]}"
             # the demo shows keyed providers too, with a placeholder key the simulator accepts
             env["PRICEWIRE_SIMULATED_KEYS"] = "true"
+            if SIMULATOR_VENUES in ports:
+                # stream from the simulated venues (make run: the venues' public endpoints)
+                env["PRICEWIRE_STREAM_BASE_URL_OVERRIDE"] = (
+                    f"ws://127.0.0.1:{ports[SIMULATOR_VENUES]}"
+                )
+        if spec.name == INGEST:
+            env["PRICEWIRE_STREAM_ENABLED"] = "true"
         if spec.name == SIMULATOR:
+            if SIMULATOR_VENUES in ports:
+                env["PRICEWIRE_SIM_VENUES_PORT"] = str(ports[SIMULATOR_VENUES])
             # a few providers misbehave, so the demo's provider health is not all green
             env["PRICEWIRE_SIM_FAULT_FRACTION"] = "0.05"
         started.append(ServicePlan(spec, ports[spec.name], env))

@@ -317,6 +317,7 @@ def rewrite_response_head(head: ResponseHead, *, keep_alive: bool) -> bytes:
 _REASONS = {
     400: "Bad Request",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
     502: "Bad Gateway",

@@ -15,7 +15,7 @@ def test_the_configuration_page_matches_the_settings_classes() -> None:
 
 #: Names in the README that are not settings: JetStream streams, and the test suite's switches.
 NOT_SETTINGS = re.compile(
-    r"PRICEWIRE_(PRICES|MARKET|NEWS|ALERTS|SESSIONS|TEST_NATS|REQUIRE_BROWSER)$"
+    r"PRICEWIRE_(PRICES|MARKET|NEWS|ALERTS|SESSIONS|CHAIN|TEST_NATS|REQUIRE_BROWSER)$"
 )
 
 

@@ -376,6 +376,7 @@ async def test_closing_the_gateway_ends_open_websockets() -> None:
         async with connect(f"ws://127.0.0.1:{gateway.port}/ws") as ws:
             await gateway.close()
             await asyncio.wait_for(ws.wait_closed(), 30)
+        assert ws.close_code == 1006  # the gateway ends the tunnel; no Close frame crosses it
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", gateway.port)
 
@@ -414,3 +415,51 @@ async def test_an_upstream_answering_garbage_gets_502() -> None:
     finally:
         upstream.close()
         await upstream.wait_closed()
+
+
+async def test_requests_not_completed_in_time_get_408_and_are_closed() -> None:
+    """Half-sent upgrade requests cannot pile up on the gateway (issue 12, problem 3)."""
+    upstream_hits: list[bytes] = []
+
+    async def edge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_hits.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    upstream = await asyncio.start_server(edge, "127.0.0.1", 0)
+    gateway = Gateway(
+        {
+            Upstream.EDGE: UpstreamAddress("127.0.0.1", upstream.sockets[0].getsockname()[1]),
+            Upstream.REGISTRY: UpstreamAddress("127.0.0.1", free_port()),
+        },
+        port=0,
+        handshake_timeout_s=0.5,
+    )
+    try:
+        async with gateway:
+            half = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(50)]
+            for _, writer in half:
+                writer.write(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+                await writer.drain()
+            for reader, writer in half:
+                answer = await asyncio.wait_for(reader.read(), 30)
+                assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+                writer.close()
+                await writer.wait_closed()
+            await _wait_for(lambda: not gateway._connections)
+            assert upstream_hits == []  # nothing half-sent was forwarded
+            # a client that completes its request in time is served as before
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{gateway.port}/health")
+            assert response.status_code == 502  # the stub upstream answers nothing
+            assert len(upstream_hits) == 1
+    finally:
+        upstream.close()
+        await upstream.wait_closed()
+
+
+def test_the_launcher_gives_the_gateway_the_edges_handshake_timeout() -> None:
+    from pricewire_dev.launcher import edge_handshake_timeout
+
+    assert edge_handshake_timeout({}) == 10.0
+    assert edge_handshake_timeout({"PRICEWIRE_LIMITS__HANDSHAKE_TIMEOUT_S": "2.5"}) == 2.5
+    assert edge_handshake_timeout({"PRICEWIRE_LIMITS__HANDSHAKE_TIMEOUT_S": "nope"}) == 10.0

@@ -33,6 +33,7 @@ from .base import (
     RequestSpec,
     build_request,
     evaluate,
+    feeds_of,
     parse_retry_after,
 )
 from .chain import (
@@ -77,6 +78,7 @@ __all__ = [
     "adapter_for",
     "build_request",
     "evaluate",
+    "feeds_of",
     "parse_retry_after",
 ]
 

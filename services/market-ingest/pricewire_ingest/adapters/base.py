@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from pricewire_contracts import FEEDS, Feed
+
 from ..catalog import Asset, Provider
 from ..errors import BadResponse, HttpStatusError, PollFailure, RateLimited
 from ..quotes import PollData, PriceQuote
@@ -30,6 +32,7 @@ __all__ = [
     "as_list",
     "build_request",
     "evaluate",
+    "feeds_of",
     "opt_float",
     "parse_iso_time",
     "parse_retry_after",
@@ -109,6 +112,12 @@ class Adapter:
     yields_prices: ClassVar[bool] = False
     #: the key in Asset.ids for ``{ids}`` (None: the symbol itself)
     id_key: ClassVar[str | None] = None
+    #: what a successful poll feeds besides prices (``yields_prices`` adds ``prices``); see
+    #: :func:`feeds_of`
+    feeds: ClassVar[frozenset[Feed]] = frozenset()
+    #: HTTP statuses this provider uses for a rate-limit ban, and the wait it imposes in seconds
+    #: (Bybit: 403 "access too frequent", wait at least 10 minutes); a Retry-After still wins
+    ban_statuses: ClassVar[Mapping[int, float]] = {}
 
     def pair(self, asset: Asset) -> str | None:
         """The exchange's name for ``asset``'s USD(T) market, or None when it has none."""
@@ -145,6 +154,14 @@ class Adapter:
         raise NotImplementedError(self.family)
 
 
+def feeds_of(adapter: Adapter) -> list[Feed]:
+    """What a provider polled with ``adapter`` feeds, in :data:`FEEDS` order: its declared
+    ``feeds``, ``prices`` when it must yield prices, else only its availability (``probe``).
+    """
+    feeds = set(adapter.feeds) | ({"prices"} if adapter.yields_prices else set())
+    return [f for f in FEEDS if f in feeds] or ["probe"]
+
+
 def build_request(
     provider: Provider,
     adapter: Adapter,
@@ -171,7 +188,10 @@ def build_request(
         base = f"{base_url_override.rstrip('/')}/{provider.id}"
     elif "{key}" in base:
         base = base.replace("{key}", key or "")
-    url = base + fill(provider.endpoint.path)
+    # a plan named in the path (CryptoPanic's /api/<plan>/v2): the simulator sees it too
+    path = provider.endpoint.path.replace("{plan}", provider.options.get("plan", ""))
+    base = base.replace("{plan}", provider.options.get("plan", ""))
+    url = base + fill(path)
     params = {k: fill(v) for k, v in provider.endpoint.params.items()}
     headers = {"User-Agent": user_agent, "Accept": "application/json, */*;q=0.5"}
     auth = provider.auth
@@ -195,9 +215,17 @@ def build_request(
 
 
 def rpc_body(provider: Provider) -> dict[str, Any]:
-    """The JSON-RPC call a node's health probe makes."""
-    method = "getSlot" if provider.family == "solana_rpc" else "eth_blockNumber"
-    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": []}
+    """The JSON-RPC call a node's poll makes: Solana's slot; an EVM node's latest block
+    header (``false``: transaction hashes only), whose number, timestamp and base fee are
+    the chain's head, block time and gas in one call."""
+    if provider.family == "solana_rpc":
+        return {"jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": []}
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_getBlockByNumber",
+        "params": ["latest", False],
+    }
 
 
 def evaluate(adapter: Adapter, response: RawResponse, ctx: ParseContext) -> PollData:
@@ -206,6 +234,13 @@ def evaluate(adapter: Adapter, response: RawResponse, ctx: ParseContext) -> Poll
         raise RateLimited(
             f"HTTP {response.status}",
             parse_retry_after(response.header("retry-after"), ctx.now),
+        )
+    ban_s = adapter.ban_statuses.get(response.status)
+    if ban_s is not None:
+        waited = parse_retry_after(response.header("retry-after"), ctx.now)
+        raise RateLimited(
+            f"HTTP {response.status}: {_snippet(response.body)}",
+            max(waited or 0.0, min(ban_s, MAX_RETRY_AFTER_S)),
         )
     decoded: Any = None
     decode_error: str | None = None

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pricewire_contracts import Feed
+
 from ..errors import BadResponse, PollFailure, RateLimited
 from ..quotes import ChainHead, PollData
-from .base import Adapter, ParseContext, RawResponse, as_dict, opt_float
+from .base import Adapter, ParseContext, RawResponse, as_dict, opt_float, parse_iso_time
 
 __all__ = [
     "BlockchairStats",
@@ -35,6 +37,24 @@ def _height(value: Any, what: str) -> int:
     return height
 
 
+def _quantity(value: Any) -> float | None:
+    """A JSON-RPC quantity (``0x`` hex string, or a number) as a float, else None."""
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return float(int(value, 16))
+        except ValueError:
+            return None
+    return opt_float(value)
+
+
+def _block_time(seconds: float | None, ctx: ParseContext) -> float | None:
+    """A head block's unix time, when plausible (after 2009, not ahead of our clock by more
+    than a minute); a wrong clock is left out, it does not fail the poll."""
+    if seconds is None or not 1_230_000_000 <= seconds <= ctx.now + 60:
+        return None
+    return seconds
+
+
 def _jsonrpc_error(data: Any) -> PollFailure | None:
     # {"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "rate limit exceeded"}}
     error = data.get("error") if isinstance(data, dict) else None
@@ -48,16 +68,30 @@ def _jsonrpc_error(data: Any) -> PollFailure | None:
 
 
 class EvmRpc(Adapter):
-    """``eth_blockNumber``: ``{"jsonrpc": "2.0", "id": 1, "result": "0x12a05f2"}``."""
+    """``eth_getBlockByNumber("latest", false)``: ``{"jsonrpc": "2.0", "id": 1, "result":
+    {"number": "0x12a05f2", "timestamp": "0x65a1b2c3", "baseFeePerGas": "0x5d21dba00", ...}}``
+    (no ``baseFeePerGas`` before London); ``eth_blockNumber``'s bare ``"result": "0x12a05f2"``
+    is read too. The chain is the provider's catalog ``chain``."""
 
     family = "evm_rpc"
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         return _jsonrpc_error(data)
 
     def parse_json(self, data: Any, ctx: ParseContext) -> PollData:
-        height = _height(as_dict(data, "body").get("result"), "result")
-        return PollData(chain_head=ChainHead(ctx.options.get("chain", ""), height), items=1)
+        result = as_dict(data, "body").get("result")
+        chain = ctx.options.get("chain", "")
+        if not isinstance(result, dict):
+            return PollData(chain_head=ChainHead(chain, _height(result, "result")), items=1)
+        base_fee = _quantity(result.get("baseFeePerGas"))
+        head = ChainHead(
+            chain,
+            _height(result.get("number"), "result.number"),
+            block_time=_block_time(_quantity(result.get("timestamp")), ctx),
+            base_fee_gwei=None if base_fee is None or base_fee < 0 else base_fee / 1e9,
+        )
+        return PollData(chain_head=head, items=1)
 
 
 class SolanaRpc(EvmRpc):
@@ -67,9 +101,11 @@ class SolanaRpc(EvmRpc):
 
 
 class TronRpc(Adapter):
-    """``/wallet/getnowblock``: ``{"blockID", "block_header": {"raw_data": {"number", ...}}}``."""
+    """``/wallet/getnowblock``: ``{"blockID", "block_header": {"raw_data": {"number",
+    "timestamp" (ms), ...}}}``."""
 
     family = "tron_rpc"
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         if isinstance(data, dict) and "Error" in data:
@@ -81,7 +117,13 @@ class TronRpc(Adapter):
         raw = as_dict(
             as_dict(as_dict(data, "body").get("block_header"), "header").get("raw_data"), "raw_data"
         )
-        return PollData(chain_head=ChainHead("tron", _height(raw.get("number"), "number")), items=1)
+        millis = opt_float(raw.get("timestamp"))
+        head = ChainHead(
+            "tron",
+            _height(raw.get("number"), "number"),
+            block_time=_block_time(None if millis is None else millis / 1000, ctx),
+        )
+        return PollData(chain_head=head, items=1)
 
 
 def _etherscan_error(data: Any) -> PollFailure | None:
@@ -118,6 +160,7 @@ class EtherscanProxyBlock(Adapter):
     a JSON-RPC style ``result``; errors in Etherscan's ``status``/``result`` form."""
 
     family = "etherscan_proxy_block"
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         return _etherscan_error(data) or _jsonrpc_error(data)
@@ -128,12 +171,14 @@ class EtherscanProxyBlock(Adapter):
 
 
 class BlockchairStats(Adapter):
-    """``/{chain}/stats``: ``{"data": {"best_block_height", "market_price_usd",
-    "market_price_usd_change_24h_percentage", "market_cap_usd"}, "context": {"code": 200}}``.
+    """``/{chain}/stats``: ``{"data": {"best_block_height", "best_block_time",
+    "market_price_usd", "market_price_usd_change_24h_percentage", "market_cap_usd"},
+    "context": {"code": 200}}`` (``best_block_time`` in UTC, ``"2024-01-15 10:30:00"``).
     Blockchair signals limits with context codes 402 and 430."""
 
     family = "blockchair_stats"
     yields_prices: ClassVar[bool] = True
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         context = data.get("context") if isinstance(data, dict) else None
@@ -155,9 +200,16 @@ class BlockchairStats(Adapter):
         )
         head = None
         if stats.get("best_block_height") is not None:
+            best_time = stats.get("best_block_time")
             head = ChainHead(
                 ctx.options.get("chain", symbol.lower()),
                 _height(stats["best_block_height"], "best_block_height"),
+                block_time=_block_time(
+                    parse_iso_time(best_time.replace(" ", "T"))
+                    if isinstance(best_time, str)
+                    else None,
+                    ctx,
+                ),
             )
         return PollData(quotes=(quote,), chain_head=head, items=1)
 
@@ -166,6 +218,7 @@ class EthplorerLastBlock(Adapter):
     """``/getLastBlock``: ``{"lastBlock": 19000000}``; errors ``{"error": {"code", "message"}}``."""
 
     family = "ethplorer_lastblock"
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         error = data.get("error") if isinstance(data, dict) else None
@@ -186,6 +239,7 @@ class EsploraHeight(Adapter):
     """Esplora ``/blocks/tip/height``: the height as plain text."""
 
     family = "esplora_height"
+    feeds: ClassVar[frozenset[Feed]] = frozenset({"chain"})
     body_kind = "body"
 
     def parse_body(self, response: RawResponse, ctx: ParseContext) -> PollData:

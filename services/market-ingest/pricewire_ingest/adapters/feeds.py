@@ -4,6 +4,7 @@ Reddit listings."""
 from __future__ import annotations
 
 import calendar
+import warnings
 from typing import Any
 
 import feedparser
@@ -45,6 +46,7 @@ class FeedAdapter(Adapter):
     """RSS 0.9x/1.0/2.0 and Atom, whatever the feed declares."""
 
     family = "rss"
+    feeds = frozenset({"news"})
     body_kind = "body"
 
     def parse_body(self, response: RawResponse, ctx: ParseContext) -> PollData:
@@ -52,14 +54,20 @@ class FeedAdapter(Adapter):
             raise BadResponse("empty body")
         if HTML_START.match(response.body[:512]):
             raise BadResponse("an HTML page instead of a feed")
-        parsed = feedparser.parse(response.body)
+        try:
+            parsed = feedparser.parse(response.body)
+        except ValueError as exc:  # e.g. a NUL byte in a declared encoding
+            raise BadResponse(f"malformed feed: {exc}") from exc
         if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _BENIGN):
             raise BadResponse(f"malformed feed: {parsed.get('bozo_exception')}")
         if not parsed.get("version"):
             raise BadResponse("not an RSS or Atom feed")
         entries = []
         for item in parsed.entries:
-            when = item.get("published_parsed") or item.get("updated_parsed")
+            with warnings.catch_warnings():
+                # feedparser warns when updated_parsed falls back to published_parsed
+                warnings.simplefilter("ignore", DeprecationWarning)
+                when = item.get("published_parsed") or item.get("updated_parsed")
             entry = _entry(
                 ctx,
                 item.get("title"),
@@ -77,6 +85,7 @@ class NewsApiEverything(Adapter):
     ``{"status": "error", "code": "rateLimited", "message": ...}``."""
 
     family = "newsapi_everything"
+    feeds = frozenset({"news"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         if isinstance(data, dict) and data.get("status") == "error":
@@ -106,17 +115,51 @@ class NewsApiEverything(Adapter):
         return PollData(news=tuple(entries), items=len(articles))
 
 
+#: where CryptoPanic shows a post: linked by id (and slug) when the plan gives no URL
+CRYPTOPANIC_POST_URL = "https://cryptopanic.com/news/{id}/{slug}"
+
+
+def cryptopanic_link(post: dict[str, Any]) -> str | None:
+    """The post's link: the article (``original_url``, Growth plans and up), CryptoPanic's own
+    ``url``, or else the post's page on cryptopanic.com built from ``id`` and ``slug`` (the
+    Developer plan sends neither URL).
+
+    >>> cryptopanic_link({"id": 7, "slug": "btc-up", "url": None})
+    'https://cryptopanic.com/news/7/btc-up'
+    >>> cryptopanic_link({"title": "no id, no url"}) is None
+    True
+    """
+    for key in ("original_url", "url"):
+        value = post.get(key)
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return value
+    post_id = post.get("id")
+    if isinstance(post_id, bool) or not isinstance(post_id, int | str) or not str(post_id):
+        return None
+    if not str(post_id).isdigit():
+        return None
+    slug = post.get("slug")
+    slug_text = slug if isinstance(slug, str) and slug.strip("/") else ""
+    return CRYPTOPANIC_POST_URL.format(id=post_id, slug=slug_text.strip("/")).rstrip("/")
+
+
 class CryptoPanicPosts(Adapter):
-    """CryptoPanic ``/api/v1/posts/``: ``{"results": [{"title", "url", "published_at",
-    "source": {"title", "domain"}}]}``."""
+    """CryptoPanic developer API v2, ``/api/<plan>/v2/posts/``: ``{"results": [{"id", "slug",
+    "title", "description", "published_at", "source": {"title", "domain"}, "original_url"?,
+    "url"?}]}``. Which fields come depends on the plan: a post without a URL is linked by id;
+    a non-empty answer none of whose posts is usable is a parse failure, not an empty success.
+    Errors: ``{"status": "Incomplete", "info": ...}`` or ``{"detail": ...}`` (HTTP 401/403/429).
+    """
 
     family = "cryptopanic_posts"
+    feeds = frozenset({"news"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         if isinstance(data, dict) and "results" not in data:
             message = str(data.get("info") or data.get("detail") or data.get("status") or data)
             lowered = message.lower()
-            return RateLimited(message) if "limit" in lowered else BadResponse(message)
+            limited = "limit" in lowered or "throttled" in lowered
+            return RateLimited(message) if limited else BadResponse(message)
         return None
 
     def parse_json(self, data: Any, ctx: ParseContext) -> PollData:
@@ -129,13 +172,15 @@ class CryptoPanicPosts(Adapter):
                 entry = _entry(
                     ctx,
                     p.get("title"),
-                    p.get("url"),
+                    cryptopanic_link(p),
                     parse_iso_time(p.get("published_at")),
-                    None,
+                    p.get("description"),
                     source=f"{title} (via CryptoPanic)" if title else None,
                 )
                 if entry:
                     entries.append(entry)
+        if posts and not entries:
+            raise BadResponse(f"none of the {len(posts)} posts has a title and a link")
         return PollData(news=tuple(entries), items=len(posts))
 
 

@@ -22,6 +22,7 @@ class FearGreed(Adapter):
     "timestamp": "..."}], "metadata": {"error": null}}``."""
 
     family = "fear_greed"
+    feeds = frozenset({"sentiment"})
 
     def error_in(self, data: Any) -> PollFailure | None:
         metadata = data.get("metadata") if isinstance(data, dict) else None

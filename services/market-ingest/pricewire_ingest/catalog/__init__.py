@@ -1,11 +1,14 @@
 """The provider catalog: a data file (``providers.json`` beside this module) and its model.
 
-Every provider names its API ``family`` (the adapter that parses it), its endpoint, its documented
+Every provider names its ``upstream`` (the venue or data origin it relays: ``binance``,
+``coingecko``, ``alternative.me``, ...; several entries of one upstream are *mirrors*, kept for
+failover, and cast one vote in the consensus), its API ``family`` (the adapter that parses it),
+its endpoint, its documented
 rate limit, its poll interval and how it authenticates (the *name* of the environment variable that
 holds a key, never a key). :func:`load_catalog` validates the file; a bad catalog stops start-up.
 
 >>> catalog = load_catalog()
->>> len(catalog.providers) >= 150
+>>> len(catalog.providers) >= 100
 True
 >>> sorted({p.category for p in catalog.providers})[:3]
 ['defi', 'exchange', 'market_data']
@@ -16,6 +19,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Collection, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -94,6 +98,12 @@ class RateLimit(_Model):
 class Provider(_Model):
     id: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     name: str = Field(min_length=1)
+    upstream: str = Field(
+        default="",
+        pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="The venue or data origin this entry relays (binance, coingecko, ...); "
+        "entries of one upstream are mirrors: one vote in the consensus. Default: the id",
+    )
     category: Category
     family: str = Field(pattern=r"^[a-z0-9_]+$")
     base_url: str = Field(pattern=r"^(https?|wss?)://")
@@ -111,6 +121,12 @@ class Provider(_Model):
     feed_format: Literal["rss", "atom"] | None = None
     chain: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _default_upstream(self) -> Provider:
+        if not self.upstream:
+            object.__setattr__(self, "upstream", self.id)  # frozen model: set once, here
+        return self
 
     @property
     def group(self) -> str:
@@ -156,6 +172,32 @@ class Catalog(_Model):
         if over:
             raise ValueError(f"poll intervals exceed the rate limit of groups (ratio): {over}")
         return self
+
+    @cached_property
+    def mirrors(self) -> frozenset[str]:
+        """Ids of the entries that mirror an upstream an earlier entry already relays.
+
+        The first entry of an upstream that is not ``inactive`` (else its first entry) is its
+        primary; the others are mirrors.
+
+        >>> c = load_catalog()
+        >>> {"binance_vision", "cg_simple_price", "altme_fng"} <= c.mirrors
+        True
+        >>> {"binance_public", "coingecko", "kraken"} & c.mirrors
+        set()
+        """
+        primary: dict[str, str] = {}
+        for p in sorted(self.providers, key=lambda p: p.inactive is not None):  # stable
+            primary.setdefault(p.upstream, p.id)
+        return frozenset(p.id for p in self.providers if primary[p.upstream] != p.id)
+
+    def upstream_of(self, provider_id: str) -> str:
+        """The upstream of ``provider_id``; an id not in the catalog is its own upstream."""
+        return self._upstreams.get(provider_id, provider_id)
+
+    @cached_property
+    def _upstreams(self) -> dict[str, str]:
+        return {p.id: p.upstream for p in self.providers}
 
     def provider(self, provider_id: str) -> Provider:
         for p in self.providers:

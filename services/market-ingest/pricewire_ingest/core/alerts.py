@@ -1,6 +1,9 @@
 """Alerts: price thresholds crossed, large moves within a window, stale prices, provider outages
 (batched, so a network blip that takes 40 providers down is one alert, not 40) and shifts of the
-Fear & Greed index. Messages in Persian (the guide's language) or English.
+Fear & Greed index, and dislocations (the upstreams of a symbol disagree: its consensus
+``confidence_pct`` crossed ``dislocation_pct``; cleared at ``dislocation_clear_pct``, lower, so a
+confidence hovering at the threshold alerts once). Messages in Persian (the guide's language) or
+English.
 
 Threshold crossings use an *anchor* per symbol that only moves once the price has moved more than
 ``hysteresis_pct`` away from it: a price wobbling around 45,000 is one alert, not one per tick.
@@ -58,6 +61,8 @@ class AlertRules:
     cooldown_s: float = 900.0
     outage_batch_max: int = 3
     outage_critical_share: float = 0.25
+    dislocation_pct: float = 0.5  #: 0: no dislocation alerts
+    dislocation_clear_pct: float = 0.25
     locale: Locale = "fa"
 
 
@@ -83,6 +88,14 @@ _TEXT: dict[str, dict[Locale, str]] = {
         "en": "{name} price is stale: too few fresh sources",
     },
     "fresh": {"fa": "قیمت {name} دوباره به‌روز است", "en": "{name} price is fresh again"},
+    "dislocation": {
+        "fa": "منابع قیمت {name} هم‌خوان نیستند: بازهٔ اطمینان ±{pct}٪",
+        "en": "{name} sources disagree: confidence ±{pct}%",
+    },
+    "dislocation_cleared": {
+        "fa": "منابع قیمت {name} دوباره هم‌خوان هستند (±{pct}٪)",
+        "en": "{name} sources agree again (confidence ±{pct}%)",
+    },
     "outage": {"fa": "ارائه‌دهندهٔ {name} از دسترس خارج شد", "en": "provider {name} is down"},
     "outages": {"fa": "{count} ارائه‌دهنده از دسترس خارج شدند", "en": "{count} providers are down"},
     "recovered": {"fa": "ارائه‌دهندهٔ {name} دوباره در دسترس است", "en": "provider {name} is back"},
@@ -106,6 +119,7 @@ class AlertEngine:
         self._history: dict[str, deque[tuple[float, float]]] = {}
         self._last_fired: dict[tuple[str, ...], float] = {}
         self._stale: dict[str, bool] = {}
+        self._dislocated: dict[str, bool] = {}
         self._down: list[tuple[str, str]] = []
         self._up: list[tuple[str, str]] = []
         self._sentiment: str | None = None
@@ -198,6 +212,24 @@ class AlertEngine:
             return [Alert("price_stale", "critical", text, symbol=symbol)]
         text = self._say("fresh", name=self._name(symbol))
         return [Alert("price_fresh", "info", text, symbol=symbol)]
+
+    def on_confidence(self, symbol: str, confidence_pct: float) -> list[Alert]:
+        """``dislocation`` (warning) when ``confidence_pct`` reaches ``dislocation_pct``;
+        ``dislocation_cleared`` (info) once it is back at or below ``dislocation_clear_pct``."""
+        threshold = self.rules.dislocation_pct
+        if threshold <= 0 or not math.isfinite(confidence_pct):
+            return []
+        was = self._dislocated.get(symbol, False)
+        severity: Severity
+        if not was and confidence_pct >= threshold:
+            kind, severity = "dislocation", "warning"
+        elif was and confidence_pct <= self.rules.dislocation_clear_pct:
+            kind, severity = "dislocation_cleared", "info"
+        else:
+            return []
+        self._dislocated[symbol] = not was
+        text = self._say(kind, name=self._name(symbol), pct=f"{confidence_pct:.2f}")
+        return [Alert(kind, severity, text, symbol=symbol, value=round(confidence_pct, 4))]
 
     # -- providers -----------------------------------------------------------------------
     def on_breaker(self, provider_id: str, name: str, *, opened: bool, now: float) -> None:

@@ -1,4 +1,4 @@
-"""When a consensus price is worth publishing: when it changed (price, sources, stale), at most
+"""When a consensus price is worth publishing: when it changed (price, venues, stale), at most
 once per ``min_interval_s`` per symbol, and at least every ``refresh_s`` so a late subscriber of
 core NATS sees it."""
 
@@ -15,6 +15,7 @@ __all__ = ["PriceGate"]
 class _Last:
     price: float
     sources: int
+    venues: tuple[str, ...]
     stale: bool
     at: float
 
@@ -43,9 +44,10 @@ class PriceGate:
             changed = (
                 abs(price.price - last.price) > last.price * self.epsilon_ratio
                 or price.sources != last.sources
+                or price.venues != last.venues
                 or price.stale != last.stale
             )
             if not changed and now - last.at < self.refresh_s:
                 return False
-        self._last[price.symbol] = _Last(price.price, price.sources, price.stale, now)
+        self._last[price.symbol] = _Last(price.price, price.sources, price.venues, price.stale, now)
         return True

@@ -16,6 +16,7 @@ from ..catalog import load_catalog
 from .faults import Fault, assign_faults
 from .server import Simulator, create_app
 from .settings import SimulatorSettings
+from .venues import start_hub, venue_routes
 
 log = logging.getLogger("pricewire.simulator")
 
@@ -42,8 +43,22 @@ async def serve(settings: SimulatorSettings) -> None:
     if settings.sim_faults:
         sim.set_faults(TypeAdapter(dict[str, Fault | None]).validate_json(settings.sim_faults))
     stop = shutdown_event()
+    app = create_app(sim)
+    hub = None
+    if settings.sim_venues_port is not None:
+        # the exchanges' WebSocket feeds, on the same simulated market as the REST answers
+        hub = await start_hub(
+            sim.world,
+            catalog.assets,
+            host=settings.host,
+            port=settings.sim_venues_port,
+            tick_interval_s=settings.sim_venue_tick_s,
+            seed=settings.sim_seed,
+        )
+        # before the catch-all /<provider>/<path> route
+        app.router.routes[0:0] = venue_routes(hub)
     # held requests (timeout faults) must not hold the shutdown
-    server = HttpServer(create_app(sim), host=settings.host, port=settings.port, graceful_s=1)
+    server = HttpServer(app, host=settings.host, port=settings.port, graceful_s=1)
     await server.start()
     log.info(
         "simulator listening",
@@ -51,10 +66,13 @@ async def serve(settings: SimulatorSettings) -> None:
             "port": server.port,
             "providers": len(catalog.providers),
             "faulted": len(sim.faults),
+            "venues": hub.url if hub is not None else None,
         },
     )
     await stop.wait()
     sim.closing.set()
+    if hub is not None:
+        await hub.stop()
     await server.stop()
 
 

@@ -10,12 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FAULT_MODES", "Fault", "FaultMode", "assign_faults"]
+__all__ = ["DRIFT_MODES", "FAULT_MODES", "Fault", "FaultMode", "assign_faults"]
 
 FaultMode = Literal[
     "latency",  # answer normally after latency_s
     "timeout",  # hold the request for hang_s (longer than any client timeout), then answer
-    "rate_limit",  # HTTP 429 with Retry-After and the provider's 429 body
+    "rate_limit",  # HTTP 429 with Retry-After and the provider's 429 body (Bybit: its 403 ban)
     "server_error",  # HTTP status (5xx) with an HTML error page
     "garbage",  # random bytes labelled application/json
     "error_body",  # HTTP 200 carrying the provider's own error body
@@ -23,7 +23,22 @@ FaultMode = Literal[
     "html",  # HTTP 200 with an HTML page (a captive portal, a maintenance page)
     "bad_price",  # the provider's shape, every price 0 (a delisted or broken feed)
     "wild_price",  # the provider's shape, every price 50 % off (an outlier)
+    # -- the API drift of issue 13, and the real status codes of auth and quota errors --
+    "bad_key",  # the API's answer to a wrong key with its real status (CoinGecko, CMC: 401)
+    "quota_exhausted",  # the monthly allowance used up (CoinGecko, CoinMarketCap: 429)
+    "posts_without_url",  # CryptoPanic v2 on a plan that sends neither url nor original_url
+    "unusable_posts",  # CryptoPanic posts with a title only: no id, no link
+    "midnight_open",  # Kraken's "o" (today's open) far from the price 24 h ago
 ]
+
+#: the drift cases (not in the FAULT_MODES cycle: on most providers they answer normally)
+DRIFT_MODES: tuple[FaultMode, ...] = (
+    "bad_key",
+    "quota_exhausted",
+    "posts_without_url",
+    "unusable_posts",
+    "midnight_open",
+)
 
 #: the order assign_faults cycles through (every kind of failure shows up)
 FAULT_MODES: tuple[FaultMode, ...] = (

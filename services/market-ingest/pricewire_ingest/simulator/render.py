@@ -7,6 +7,7 @@ its 429 body.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +20,20 @@ from xml.sax.saxutils import escape
 import orjson
 
 from ..adapters import adapter_for
+from ..adapters.specs import SpecAdapter
 from ..catalog import Asset, Provider
 from .world import MarketWorld, NewsDesk
 
-__all__ = ["RENDERERS", "Answer", "RenderContext", "error_answer", "rate_limit_answer"]
+__all__ = [
+    "RENDERERS",
+    "Answer",
+    "RenderContext",
+    "auth_error_answer",
+    "error_answer",
+    "json_answer",
+    "quota_answer",
+    "rate_limit_answer",
+]
 
 JSON = "application/json"
 
@@ -44,6 +55,10 @@ class RenderContext:
     #: the price this provider reports for a symbol (faults may distort it)
     price: Callable[[str], float]
     feed_hosts: dict[str, str]
+    #: a drift fault to render (see faults.DRIFT_MODES), if any
+    drift: str | None = None
+    #: the plan the request named in its path (CryptoPanic), if any
+    plan: str | None = None
 
     def change(self, symbol: str) -> float:
         return (self.price(symbol) / self.world.open_24h(symbol) - 1) * 100
@@ -56,8 +71,11 @@ class RenderContext:
         return adapter_for(self.provider.family).pair(asset)
 
 
-def _json(value: Any, status: int = 200) -> Answer:
+def json_answer(value: Any, status: int = 200) -> Answer:
     return Answer(status, JSON, orjson.dumps(value))
+
+
+_json = json_answer
 
 
 def _s(value: float) -> str:
@@ -412,42 +430,6 @@ def _pairs(c: RenderContext) -> list[tuple[Asset, str]]:
     return [(a, pair) for a in c.assets if (pair := c.pair(a))]
 
 
-def _binance_24hr(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.12
-        rows.append(
-            {
-                "symbol": pair,
-                "priceChange": _s(p - o),
-                "priceChangePercent": f"{c.change(a.symbol):.3f}",
-                "weightedAvgPrice": _s(p * 0.999),
-                "prevClosePrice": _s(o),
-                "lastPrice": _s(p),
-                "lastQty": "0.01000000",
-                "bidPrice": _s(p * 0.9999),
-                "askPrice": _s(p * 1.0001),
-                "openPrice": _s(o),
-                "highPrice": _s(max(p, o) * 1.01),
-                "lowPrice": _s(min(p, o) * 0.99),
-                "volume": _s(volume / _nz(p)),
-                "quoteVolume": _s(volume),
-                "openTime": _ms(c.now - 86400),
-                "closeTime": _ms(c.now - 0.5),
-                "firstId": 3_300_000_000,
-                "lastId": 3_301_000_000,
-                "count": 1_000_000,
-            }
-        )
-    return _json(rows)
-
-
-def _binance_price(c: RenderContext) -> Answer:
-    rows = [{"symbol": pair, "price": _s(c.price(a.symbol))} for a, pair in _pairs(c)]
-    return _json([{"symbol": "ETHBTC", "price": "0.05271000"}, *rows])
-
-
 def _binance_klines(c: RenderContext) -> Answer:
     symbol = c.provider.options.get("symbol", "BTC")
     p = c.price(symbol)
@@ -506,7 +488,9 @@ def _kraken(c: RenderContext) -> Answer:
             "t": [12000, 25000],
             "l": [_s(min(p, o) * 0.99), _s(min(p, o) * 0.98)],
             "h": [_s(max(p, o) * 1.01), _s(max(p, o) * 1.02)],
-            "o": _s(o),
+            # today's opening price (00:00 UTC), not the price 24 h ago: the drift fault
+            # makes the gap large, as after a move early in the UTC day
+            "o": _s(o * (0.8 if c.drift == "midnight_open" else 1.0)),
         }
     return _json({"error": [], "result": result})
 
@@ -566,222 +550,173 @@ def _bitfinex(c: RenderContext) -> Answer:
     return _json(rows)
 
 
-def _okx(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.07
-        rows.append(
-            {
-                "instType": "SPOT",
-                "instId": pair,
-                "last": _s(p),
-                "lastSz": "0.01",
-                "askPx": _s(p * 1.0001),
-                "askSz": "1.2",
-                "bidPx": _s(p * 0.9999),
-                "bidSz": "0.8",
-                "open24h": _s(o),
-                "high24h": _s(max(p, o) * 1.01),
-                "low24h": _s(min(p, o) * 0.99),
-                "volCcy24h": _s(volume),
-                "vol24h": _s(volume / _nz(p)),
-                "ts": str(_ms(c.now - 0.2)),
-                "sodUtc0": _s(o),
-                "sodUtc8": _s(o),
-            }
-        )
-    return _json({"code": "0", "msg": "", "data": rows})
+# -- exchanges: tickers as data ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Market:
+    """One market's numbers, from which every ticker row is written."""
+
+    pair: str
+    p: float  #: the price now
+    o: float  #: the price 24 h ago
+    usd: float  #: the venue's 24 h volume in USD
+    now: float
+
+    def value(self, name: str) -> Any:
+        """A row value by name: a number as a string (``name#``: as a number), or text."""
+        p, o = self.p, self.o
+        numbers = {
+            "last": p,
+            "open": o,
+            "bid": p * 0.9999,
+            "ask": p * 1.0001,
+            "high": max(p, o) * 1.01,
+            "low": min(p, o) * 0.99,
+            "vwap": p * 0.999,
+            "avg": p * 0.998,
+            "diff": p - o,
+            "volume": self.usd,
+            "qty": self.usd / _nz(p),
+        }
+        if name.rstrip("#") in numbers:
+            number = numbers[name.rstrip("#")]
+            return number if name.endswith("#") else _s(number)
+        return {
+            "pair": self.pair,
+            "pct2": f"{(p / o - 1) * 100:.2f}",
+            "pct3": f"{(p / o - 1) * 100:.3f}",
+            "frac4": f"{p / o - 1:.4f}",
+            "frac5": f"{p / o - 1:.5f}",
+            "ms": _ms(self.now),
+            "ms$": str(_ms(self.now)),
+            "s$": str(int(self.now)),
+            "day_ms": _ms(self.now - 86400),
+        }[name]
 
 
-def _bybit(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        turnover = c.world.volume(a.symbol) * 0.05
-        rows.append(
-            {
-                "symbol": pair,
-                "bid1Price": _s(p * 0.9999),
-                "bid1Size": "0.5",
-                "ask1Price": _s(p * 1.0001),
-                "ask1Size": "0.7",
-                "lastPrice": _s(p),
-                "prevPrice24h": _s(o),
-                "price24hPcnt": f"{p / o - 1:.4f}",
-                "highPrice24h": _s(max(p, o) * 1.01),
-                "lowPrice24h": _s(min(p, o) * 0.99),
-                "turnover24h": _s(turnover),
-                "volume24h": _s(turnover / _nz(p)),
-                "usdIndexPrice": _s(p),
-            }
-        )
-    body = {
-        "retCode": 0,
-        "retMsg": "OK",
-        "result": {"category": "spot", "list": rows},
-        "retExtInfo": {},
-        "time": _ms(c.now),
-    }
-    return _json(body)
+#: where a ticker answer's envelope takes the answer time in milliseconds
+NOW_MS = "<now ms>"
 
 
-def _kucoin(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        value = c.world.volume(a.symbol) * 0.04
-        rows.append(
-            {
-                "symbol": pair,
-                "symbolName": pair,
-                "buy": _s(p * 0.9999),
-                "sell": _s(p * 1.0001),
-                "changeRate": f"{p / o - 1:.4f}",
-                "changePrice": _s(p - o),
-                "high": _s(max(p, o) * 1.01),
-                "low": _s(min(p, o) * 0.99),
-                "vol": _s(value / _nz(p)),
-                "volValue": _s(value),
-                "last": _s(p),
-                "averagePrice": _s(p * 0.998),
-                "takerFeeRate": "0.001",
-                "makerFeeRate": "0.001",
-                "takerCoefficient": "1",
-                "makerCoefficient": "1",
-            }
-        )
-    return _json({"code": "200000", "data": {"time": _ms(c.now), "ticker": rows}})
+@dataclass(frozen=True, slots=True)
+class _Tickers:
+    """A venue's ticker answer as data: its share of the world's volume, its row (``key:name``
+    a :meth:`_Market.value`, ``key=json`` a constant), the envelope around the rows (they go
+    where the adapter's spec reads them), and rows of markets we do not track, first."""
+
+    share: float
+    row: str
+    envelope: Any = None
+    others: tuple[Any, ...] = ()
+
+    def render(self, c: RenderContext) -> Answer:
+        fields = [f.partition("=") if "=" in f else f.partition(":") for f in self.row.split()]
+        rows = []
+        for a, pair in _pairs(c):
+            volume = c.world.volume(a.symbol) * self.share
+            m = _Market(pair, c.price(a.symbol), c.open_24h(a.symbol), volume, c.now)
+            rows.append({k: orjson.loads(v) if sep == "=" else m.value(v) for k, sep, v in fields})
+        body = _fill(self.envelope, c.now)
+        path = _spec_rows(c.provider.family) if body is not None else ()
+        return _json(_put(body, path, [*self.others, *rows]))
 
 
-def _gateio(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.03
-        rows.append(
-            {
-                "currency_pair": pair,
-                "last": _s(p),
-                "lowest_ask": _s(p * 1.0001),
-                "highest_bid": _s(p * 0.9999),
-                "change_percentage": f"{(p / o - 1) * 100:.2f}",
-                "base_volume": _s(volume / _nz(p)),
-                "quote_volume": _s(volume),
-                "high_24h": _s(max(p, o) * 1.01),
-                "low_24h": _s(min(p, o) * 0.99),
-            }
-        )
-    return _json(rows)
+def _spec_rows(family: str) -> tuple[str, ...]:
+    """Where the adapter's spec reads the rows (the simulator writes them there)."""
+    adapter = adapter_for(family)
+    return adapter.spec.rows if isinstance(adapter, SpecAdapter) else ()
 
 
-def _htx(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.03
-        rows.append(
-            {
-                "symbol": pair,
-                "open": o,
-                "high": max(p, o) * 1.01,
-                "low": min(p, o) * 0.99,
-                "close": p,
-                "amount": volume / _nz(p),
-                "vol": volume,
-                "count": 24424,
-                "bid": p * 0.9999,
-                "bidSize": 0.52,
-                "ask": p * 1.0001,
-                "askSize": 0.63,
-            }
-        )
-    return _json({"status": "ok", "ts": _ms(c.now), "data": rows})
+def _fill(template: Any, now: float) -> Any:
+    if template == NOW_MS:
+        return _ms(now)
+    if isinstance(template, dict):
+        return {k: _fill(v, now) for k, v in template.items()}
+    return template
 
 
-def _bitstamp(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        rows.append(
-            {
-                "timestamp": str(int(c.now - 1)),
-                "open": _s(o),
-                "high": _s(max(p, o) * 1.01),
-                "low": _s(min(p, o) * 0.99),
-                "last": _s(p),
-                "volume": _s(c.world.volume(a.symbol) * 0.01 / _nz(p)),
-                "vwap": _s(p * 0.999),
-                "bid": _s(p * 0.9999),
-                "ask": _s(p * 1.0001),
-                "side": "1",
-                "open_24": _s(o),
-                "percent_change_24": f"{(p / o - 1) * 100:.2f}",
-                "market_type": "SPOT",
-                "pair": pair,
-                "market": pair,
-            }
-        )
-    return _json(rows)
+def _put(body: Any, path: tuple[str, ...], rows: list[Any]) -> Any:
+    if not path:
+        return rows
+    inner = body
+    for step in path[:-1]:
+        inner = inner.setdefault(step, {})
+    inner[path[-1]] = rows
+    return body
 
 
-def _gemini(c: RenderContext) -> Answer:
-    rows = [{"pair": "BTCGBP", "price": "34000", "percentChange24h": "0.0000"}]
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        rows.append({"pair": pair, "price": _s(p), "percentChange24h": f"{p / o - 1:.4f}"})
-    return _json(rows)
-
-
-def _bitget(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.02
-        rows.append(
-            {
-                "open": _s(o),
-                "symbol": pair,
-                "high24h": _s(max(p, o) * 1.01),
-                "low24h": _s(min(p, o) * 0.99),
-                "lastPr": _s(p),
-                "quoteVolume": _s(volume),
-                "baseVolume": _s(volume / _nz(p)),
-                "usdtVolume": _s(volume),
-                "ts": str(_ms(c.now)),
-                "bidPr": _s(p * 0.9999),
-                "askPr": _s(p * 1.0001),
-                "bidSz": "1.1",
-                "askSz": "0.9",
-                "openUtc": _s(o),
-                "changeUtc24h": f"{p / o - 1:.5f}",
-                "change24h": f"{p / o - 1:.5f}",
-            }
-        )
-    return _json({"code": "00000", "msg": "success", "requestTime": _ms(c.now), "data": rows})
-
-
-def _cryptocom(c: RenderContext) -> Answer:
-    rows = []
-    for a, pair in _pairs(c):
-        p, o = c.price(a.symbol), c.open_24h(a.symbol)
-        volume = c.world.volume(a.symbol) * 0.02
-        rows.append(
-            {
-                "i": pair,
-                "h": _s(max(p, o) * 1.01),
-                "l": _s(min(p, o) * 0.99),
-                "a": _s(p),
-                "v": _s(volume / _nz(p)),
-                "vv": _s(volume),
-                "c": f"{p / o - 1:.4f}",
-                "b": _s(p * 0.9999),
-                "k": _s(p * 1.0001),
-                "oi": "0",
-                "t": _ms(c.now - 0.3),
-            }
-        )
-    return _json({"id": -1, "method": "public/get-tickers", "code": 0, "result": {"data": rows}})
+_TICKERS: dict[str, _Tickers] = {
+    "binance_24hr": _Tickers(
+        0.12,
+        "symbol:pair priceChange:diff priceChangePercent:pct3 weightedAvgPrice:vwap "
+        'prevClosePrice:open lastPrice:last lastQty="0.01000000" bidPrice:bid askPrice:ask '
+        "openPrice:open highPrice:high lowPrice:low volume:qty quoteVolume:volume "
+        "openTime:day_ms closeTime:ms firstId=3300000000 lastId=3301000000 count=1000000",
+    ),
+    "binance_price": _Tickers(
+        0, "symbol:pair price:last", others=({"symbol": "ETHBTC", "price": "0.05271000"},)
+    ),
+    "okx_tickers": _Tickers(
+        0.07,
+        'instType="SPOT" instId:pair last:last lastSz="0.01" askPx:ask askSz="1.2" bidPx:bid '
+        'bidSz="0.8" open24h:open high24h:high low24h:low volCcy24h:volume vol24h:qty ts:ms$ '
+        "sodUtc0:open sodUtc8:open",
+        {"code": "0", "msg": ""},
+    ),
+    "bybit_tickers": _Tickers(
+        0.05,
+        'symbol:pair bid1Price:bid bid1Size="0.5" ask1Price:ask ask1Size="0.7" lastPrice:last '
+        "prevPrice24h:open price24hPcnt:frac4 highPrice24h:high lowPrice24h:low "
+        "turnover24h:volume volume24h:qty usdIndexPrice:last",
+        {
+            "retCode": 0,
+            "retMsg": "OK",
+            "result": {"category": "spot"},
+            "retExtInfo": {},
+            "time": NOW_MS,
+        },
+    ),
+    "kucoin_alltickers": _Tickers(
+        0.04,
+        "symbol:pair symbolName:pair buy:bid sell:ask changeRate:frac4 changePrice:diff "
+        "high:high low:low vol:qty volValue:volume last:last averagePrice:avg "
+        'takerFeeRate="0.001" makerFeeRate="0.001" takerCoefficient="1" makerCoefficient="1"',
+        {"code": "200000", "data": {"time": NOW_MS}},
+    ),
+    "gateio_tickers": _Tickers(
+        0.03,
+        "currency_pair:pair last:last lowest_ask:ask highest_bid:bid change_percentage:pct2 "
+        "base_volume:qty quote_volume:volume high_24h:high low_24h:low",
+    ),
+    "htx_tickers": _Tickers(
+        0.03,
+        "symbol:pair open:open# high:high# low:low# close:last# amount:qty# vol:volume# "
+        "count=24424 bid:bid# bidSize=0.52 ask:ask# askSize=0.63",
+        {"status": "ok", "ts": NOW_MS},
+    ),
+    "bitstamp_tickers": _Tickers(
+        0.01,
+        "timestamp:s$ open:open high:high low:low last:last volume:qty vwap:vwap bid:bid "
+        'ask:ask side="1" open_24:open percent_change_24:pct2 market_type="SPOT" pair:pair '
+        "market:pair",
+    ),
+    "gemini_pricefeed": _Tickers(
+        0,
+        "pair:pair price:last percentChange24h:frac4",
+        others=({"pair": "BTCGBP", "price": "34000", "percentChange24h": "0.0000"},),
+    ),
+    "bitget_tickers": _Tickers(
+        0.02,
+        "open:open symbol:pair high24h:high low24h:low lastPr:last quoteVolume:volume "
+        'baseVolume:qty usdtVolume:volume ts:ms$ bidPr:bid askPr:ask bidSz="1.1" askSz="0.9" '
+        "openUtc:open changeUtc24h:frac5 change24h:frac5",
+        {"code": "00000", "msg": "success", "requestTime": NOW_MS},
+    ),
+    "cryptocom_tickers": _Tickers(
+        0.02,
+        'i:pair h:high l:low a:last v:qty vv:volume c:frac4 b:bid k:ask oi="0" t:ms',
+        {"id": -1, "method": "public/get-tickers", "code": 0, "result": {}},
+    ),
+}
 
 
 # -- news ----------------------------------------------------------------------------------
@@ -843,27 +778,34 @@ def _newsapi(c: RenderContext) -> Answer:
 
 
 def _cryptopanic(c: RenderContext) -> Answer:
+    """Developer API v2: the Developer plan sends no ``url`` nor ``original_url`` (the post is
+    linked by id and slug), higher plans send both; ``unusable_posts`` drops id and links."""
     stories = c.news.stories(c.provider.id, c.now)
-    results = [
-        {
+    with_links = c.plan not in (None, "developer") and c.drift != "posts_without_url"
+    results = []
+    for s in stories:
+        post: dict[str, Any] = {
+            "id": 19_000_000 + s.number,
+            "slug": s.slug,
+            "title": s.title,
+            "description": s.summary,
+            "published_at": _iso(s.published_at),
+            "created_at": _iso(s.published_at),
             "kind": "news",
-            "domain": "pricewire.example",
-            "source": {
+        }
+        if with_links:
+            post["source"] = {
                 "title": "Pricewire Wire",
                 "region": "en",
                 "domain": "pricewire.example",
-                "path": None,
-            },
-            "title": s.title,
-            "published_at": _iso(s.published_at),
-            "slug": s.slug,
-            "id": 19_000_000 + s.number,
-            "url": _story_url(c, s.feeds[0], s.number, s.slug),
-            "created_at": _iso(s.published_at),
-        }
-        for s in stories
-    ]
-    return _json({"count": len(results), "next": None, "previous": None, "results": results})
+                "type": "feed",
+            }
+            post["original_url"] = _story_url(c, s.feeds[0], s.number, s.slug)
+            post["url"] = f"https://cryptopanic.com/news/{post['id']}/{s.slug}"
+        if c.drift == "unusable_posts":
+            post = {"title": s.title, "published_at": post["published_at"], "kind": "news"}
+        results.append(post)
+    return _json({"next": None, "previous": None, "results": results})
 
 
 def _reddit(c: RenderContext) -> Answer:
@@ -894,7 +836,21 @@ def _height(c: RenderContext, block_s: float = 12.0, base: int = 19_000_000) -> 
 
 
 def _evm_rpc(c: RenderContext) -> Answer:
-    return _json({"jsonrpc": "2.0", "id": 1, "result": hex(_height(c))})
+    # eth_getBlockByNumber("latest", false): the head's number, time and base fee
+    number = _height(c)
+    base_fee = int((18 + 6 * math.sin(c.now / 600)) * 1e9)
+    block = {
+        "number": hex(number),
+        "hash": "0x" + f"{number:016x}" * 4,
+        "parentHash": "0x" + f"{number - 1:016x}" * 4,
+        "timestamp": hex(int(c.now) - int(c.now) % 12),
+        "baseFeePerGas": hex(base_fee),
+        "gasLimit": hex(30_000_000),
+        "gasUsed": hex(14_000_000),
+        "miner": "0x" + "95" * 20,
+        "transactions": ["0x" + f"{number:016x}{i:048x}" for i in range(3)],
+    }
+    return _json({"jsonrpc": "2.0", "id": 1, "result": block})
 
 
 def _solana_rpc(c: RenderContext) -> Answer:
@@ -1106,22 +1062,12 @@ RENDERERS: dict[str, Callable[[RenderContext], Answer]] = {
     "dia_quotation": _dia,
     "coinstats_coins": _coinstats,
     "defillama_prices": _defillama_prices,
-    "binance_24hr": _binance_24hr,
-    "binance_price": _binance_price,
     "binance_klines": _binance_klines,
     "kraken_ticker": _kraken,
     "coinbase_stats": _coinbase_stats,
     "coinbase_spot": _coinbase_spot,
     "bitfinex_tickers": _bitfinex,
-    "okx_tickers": _okx,
-    "bybit_tickers": _bybit,
-    "kucoin_alltickers": _kucoin,
-    "gateio_tickers": _gateio,
-    "htx_tickers": _htx,
-    "bitstamp_tickers": _bitstamp,
-    "gemini_pricefeed": _gemini,
-    "bitget_tickers": _bitget,
-    "cryptocom_tickers": _cryptocom,
+    **{family: tickers.render for family, tickers in _TICKERS.items()},
     "rss": _feed,
     "newsapi_everything": _newsapi,
     "cryptopanic_posts": _cryptopanic,
@@ -1288,14 +1234,92 @@ _RATE_LIMIT_BODIES: dict[str, Any] = {
 }
 
 
+#: the API's answer to a key that is missing (``missing``) or wrong: (status, body)
+_AUTH_ERRORS: dict[str, tuple[int, Any, Any]] = {
+    "coingecko": (
+        401,
+        {"status": {"error_code": 10002, "error_message": "API Key Missing"}},
+        {
+            "status": {
+                "error_code": 10010,
+                "error_message": "If you are using Pro API key, please change your root URL "
+                "from api.coingecko.com to pro-api.coingecko.com",
+            }
+        },
+    ),
+    "coinmarketcap": (
+        401,
+        {"status": {"error_code": 1002, "error_message": "API key missing.", "credit_count": 0}},
+        {
+            "status": {
+                "error_code": 1001,
+                "error_message": "This API Key is invalid.",
+                "credit_count": 0,
+            }
+        },
+    ),
+    "cryptopanic": (
+        401,
+        {"status": "Incomplete", "info": "Token not found"},
+        {"status": "Incomplete", "info": "Token not found"},
+    ),
+    "newsapi": (
+        401,
+        {"status": "error", "code": "apiKeyMissing", "message": "Your API key is missing."},
+        {"status": "error", "code": "apiKeyInvalid", "message": "Your API key is invalid."},
+    ),
+}
+
+#: the monthly allowance used up: (status, body)
+_QUOTA_BODIES: dict[str, Any] = {
+    "coingecko": {
+        "status": {
+            "error_code": 429,
+            "error_message": "You've exceeded the Rate Limit. Please visit "
+            "https://www.coingecko.com/en/api/pricing to subscribe to our API plans for "
+            "higher rate limits.",
+        }
+    },
+    "coinmarketcap": {
+        "status": {
+            "error_code": 1010,
+            "error_message": "You've exceeded your API Key's monthly credit limit.",
+            "credit_count": 0,
+        }
+    },
+}
+
+
+def _vendor(family: str) -> str:
+    return family.split("_", 1)[0]
+
+
 def error_answer(family: str) -> Answer:
     if family in ("rss", "esplora_height"):
         return Answer(200, "text/html; charset=utf-8", _MAINTENANCE)
+    # HTTP 200 on purpose (a cache or proxy serving an error as data); the real statuses of
+    # auth and quota errors are auth_error_answer's and quota_answer's
     return _json(_ERROR_BODIES.get(family, {"error": "internal error"}))
 
 
+def auth_error_answer(family: str, *, missing: bool) -> Answer:
+    """The API's own answer to a missing or wrong key (CoinGecko, CoinMarketCap: 401)."""
+    status, absent, wrong = _AUTH_ERRORS.get(
+        _vendor(family), (401, {"error": "missing api key"}, {"error": "Invalid API key"})
+    )
+    return _json(absent if missing else wrong, status)
+
+
 def rate_limit_answer(family: str) -> Answer:
+    if family == "bybit_tickers":  # the per-IP limit: a 403 and a 10-minute ban
+        return Answer(403, "text/plain", b"access too frequent")
     body = _RATE_LIMIT_BODIES.get(family, {"error": "Too Many Requests", "status": 429})
+    return _json(body, status=429)
+
+
+def quota_answer(family: str) -> Answer:
+    """The monthly allowance used up (CoinGecko, CoinMarketCap: 429)."""
+    body = _QUOTA_BODIES.get(_vendor(family), {"error": "monthly quota exceeded"})
     return _json(body, status=429)
 
 

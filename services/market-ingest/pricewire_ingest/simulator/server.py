@@ -20,9 +20,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..catalog import Catalog, Provider
+from ..catalog import Asset, Catalog, Provider
 from .faults import Fault
-from .render import RENDERERS, Answer, RenderContext, error_answer, feed_hosts, rate_limit_answer
+from .render import (
+    RENDERERS,
+    Answer,
+    RenderContext,
+    auth_error_answer,
+    error_answer,
+    feed_hosts,
+    quota_answer,
+    rate_limit_answer,
+)
+from .strict import CRYPTOPANIC_PLANS, SimRequest, check, path_matches
 from .world import MarketWorld, NewsDesk
 
 __all__ = ["Simulator", "create_app"]
@@ -89,30 +99,65 @@ class Simulator:
             else:
                 self.faults[pid] = fault
 
-    def render(self, provider: Provider, price_factor: float = 1.0) -> Answer:
+    def render(
+        self,
+        provider: Provider,
+        price_factor: float = 1.0,
+        *,
+        assets: list[Asset] | None = None,
+        drift: str | None = None,
+        request: SimRequest | None = None,
+    ) -> Answer:
         now = self.clock()
 
         def price(symbol: str) -> float:
             return self.world.provider_price(symbol, provider.id, now) * price_factor
 
+        segments = request.path.split("/") if request else []
         ctx = RenderContext(
-            provider, list(self.catalog.assets), self.world, self.news, now, price, self.hosts
+            provider,
+            list(self.catalog.assets) if assets is None else assets,
+            self.world,
+            self.news,
+            now,
+            price,
+            self.hosts,
+            drift=drift,
+            plan=next((s for s in segments if s in CRYPTOPANIC_PLANS), None),
         )
         return RENDERERS[provider.family](ctx)
 
-    async def answer(self, provider: Provider) -> Answer:
+    async def answer(self, provider: Provider, request: SimRequest | None = None) -> Answer:
+        """The answer to one request; with ``request`` the query is checked as the real API
+        checks it (without, as in unit tests rendering a shape, it is taken as valid)."""
         self.requests[provider.id] += 1
+        assets: list[Asset] | None = None
+        if request is not None:
+            checked = check(provider, request, self.catalog.assets)
+            if isinstance(checked, Answer):
+                return checked
+            assets = list(checked)
+
+        def render(price_factor: float = 1.0, drift: str | None = None) -> Answer:
+            return self.render(provider, price_factor, assets=assets, drift=drift, request=request)
+
         fault = self.faults.get(provider.id)
         if fault is None or self.rng.random() >= fault.probability:
-            return self.render(provider)
+            return render()
         mode = fault.mode
         if mode == "latency":
             await asyncio.sleep(fault.latency_s)
-            return self.render(provider)
+            return render()
         if mode == "timeout":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), timeout=fault.hang_s)
-            return self.render(provider)
+            return render()
+        if mode == "bad_key":
+            return auth_error_answer(provider.family, missing=False)
+        if mode == "quota_exhausted":
+            return quota_answer(provider.family)
+        if mode in ("posts_without_url", "unusable_posts", "midnight_open"):
+            return render(drift=mode)
         if mode == "rate_limit":
             return rate_limit_answer(provider.family)
         if mode == "server_error":
@@ -123,7 +168,7 @@ class Simulator:
         if mode == "error_body":
             return error_answer(provider.family)
         if mode == "truncated":
-            normal = self.render(provider)
+            normal = render()
             return Answer(
                 normal.status, normal.content_type, normal.body[: max(1, len(normal.body) // 2)]
             )
@@ -134,15 +179,8 @@ class Simulator:
                 b"<!DOCTYPE html><html><body><h1>Attention Required!</h1></body></html>",
             )
         if mode == "bad_price":
-            return self.render(provider, price_factor=0.0)
-        return self.render(provider, price_factor=1.5)  # wild_price
-
-
-def _path_matches(provider: Provider, path: str) -> bool:
-    expected = provider.endpoint.path
-    if "{" in expected:  # a path filled in by the adapter (DefiLlama's coin list)
-        return path.startswith(expected.split("{", 1)[0])
-    return path.rstrip("/") == expected.rstrip("/")
+            return render(price_factor=0.0)
+        return render(price_factor=1.5)  # wild_price
 
 
 def create_app(sim: Simulator) -> Starlette:
@@ -152,12 +190,15 @@ def create_app(sim: Simulator) -> Starlette:
         if provider is None:
             return JSONResponse({"error": f"no simulated provider {pid!r}"}, status_code=404)
         path = "/" + request.path_params.get("path", "") if request.path_params.get("path") else ""
-        if not _path_matches(provider, path):
+        if not path_matches(provider, path):
             return JSONResponse(
                 {"error": f"{pid} answers {provider.endpoint.path or '/'}, not {path or '/'}"},
                 status_code=404,
             )
-        answer = await sim.answer(provider)
+        seen = SimRequest(
+            path, dict(request.query_params), {k.lower(): v for k, v in request.headers.items()}
+        )
+        answer = await sim.answer(provider, seen)
         headers = {}
         if answer.status == 429:
             fault = sim.faults.get(pid)

@@ -28,3 +28,13 @@ class SimulatorSettings(ServiceSettings):
         default=0.0, ge=0, le=1, description="Fault this share of providers"
     )
     sim_fault_seed: int = 0
+    sim_venues_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the simulated exchange WebSocket venues on this port, one per path "
+        "(ws://host:port/binance, ...; 0: a free port); unset: none",
+    )
+    sim_venue_tick_s: float = Field(
+        default=0.1, gt=0, description="Each simulated venue ticks every pair this often"
+    )

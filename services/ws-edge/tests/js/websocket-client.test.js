@@ -214,6 +214,38 @@ test('resume: the first message after a reconnect names the old session and last
   });
 });
 
+test('resume: sends the private token of the welcome, then the rotated one', () => {
+  const { client, clock, current } = makeClient();
+  client.subscribe('prices');
+  const first = current();
+  first.serverOpen();
+  first.serverSend({ type: 'welcome', session_id: 'sid', resume_token: 'secret-1' });
+  first.serverClose(1006);
+  clock.advance(60000);
+  const second = current();
+  second.serverOpen();
+  assert.deepEqual(second.sent[0], {
+    type: 'resume', session_id: 'sid', resume_token: 'secret-1', last_seq: {},
+  });
+  second.serverSend({ type: 'welcome', session_id: 'other', resume_token: 'secret-2' });
+  second.serverSend({ type: 'resumed', session_id: 'sid', resume_token: 'secret-3', last_seq: {} });
+  second.serverClose(1006);
+  clock.advance(60000);
+  const third = current();
+  third.serverOpen();
+  assert.equal(third.sent[0].resume_token, 'secret-3', 'the rotated token, not the old one');
+  // A failed resume leaves the client on the session (and token) of its latest welcome.
+  third.serverSend({ type: 'welcome', session_id: 'fresh', resume_token: 'secret-4' });
+  third.serverSend({ type: 'resume_failed', reason: 'invalid_resume_token' });
+  assert.equal(client.sessionId, 'fresh');
+  third.serverClose(1006);
+  clock.advance(60000);
+  current().serverOpen();
+  assert.deepEqual(current().sent[0], {
+    type: 'resume', session_id: 'fresh', resume_token: 'secret-4', last_seq: {},
+  });
+});
+
 test('resume: falls back to subscribing again on resume_failed and adopts the new session', () => {
   const { client, clock, current } = makeClient();
   client.subscribe('prices', { symbols: ['BTC', 'ETH'] });

@@ -410,6 +410,17 @@
   // Problems first; providers switched off in the catalog last.
   var STATUS_ORDER = { offline: 0, rate_limited: 1, online: 2, disabled: 3 };
   var BREAKER_FA = { closed: 'بسته', open: 'باز', half_open: 'نیمه‌باز' };
+  var FEED_FA = { prices: 'قیمت', news: 'اخبار', sentiment: 'احساسات بازار', chain: 'زنجیره', probe: 'فقط دسترسی' };
+
+  // A chain node's head, under its name: "ethereum #19,000,123 · 12 s · 21.4 gwei", and how
+  // many blocks it is behind the chain's highest head when it is.
+  function chainLine(c) {
+    var parts = [c.chain + ' #' + fmt(c.height, 0, 0)];
+    if (typeof c.block_age_s === 'number') parts.push(fmt(c.block_age_s, 0, 0) + ' s');
+    if (typeof c.base_fee_gwei === 'number') parts.push(fmt(c.base_fee_gwei, 1, 2) + ' gwei');
+    if (c.behind > 0) parts.push('−' + fmt(c.behind, 0, 0) + ' بلاک');
+    return parts.join(' · ');
+  }
 
   function renderProviders() {
     state.providersDirty = false;
@@ -440,8 +451,19 @@
       var name = el('td', null, p.name || p.provider_id);
       name.title = p.provider_id;
       name.dir = 'auto';
+      if (p.chain) {
+        row.dataset.chain = p.chain.chain;
+        var head = el('div', 'muted chain-head num', chainLine(p.chain));
+        head.dir = 'ltr';
+        name.appendChild(head);
+      }
       row.appendChild(name);
-      row.appendChild(el('td', 'hide-sm muted', p.category || ''));
+      var category = el('td', 'hide-sm muted', p.category || '');
+      if (p.feeds && p.feeds.length) {
+        row.dataset.feeds = p.feeds.join(' ');
+        category.title = p.feeds.map(function (f) { return FEED_FA[f] || f; }).join('، ');
+      }
+      row.appendChild(category);
       var status = el('td');
       status.appendChild(el('span', 'badge badge-' + p.status, STATUS_FA[p.status] || p.status));
       row.appendChild(status);

@@ -136,6 +136,9 @@
     this.state = 'closed';
     this.isConnected = false;
     this.sessionId = null;
+    // The session's private resume secret (welcome.resume_token): sent only in `resume`,
+    // never shown or emitted. The session id alone is public and resumes nothing.
+    this._resumeToken = null;
     this.token = opts.token || null;
     this._pendingToken = null;
     this._awaitingAuth = false;
@@ -152,6 +155,7 @@
     this._everConnected = false;
     this._isReconnect = false;
     this._welcomeSessionId = null;
+    this._welcomeResumeToken = null;
     this._stopped = true;
     this._reconnectTimer = null;
     this._idleTimer = null;
@@ -374,11 +378,13 @@
     if (!resumed) {
       if (this._welcomeSessionId) {
         this.sessionId = this._welcomeSessionId;
+        this._resumeToken = this._welcomeResumeToken;
       }
       this._changedOffline = new Set();
       this._sendAllSubscriptions();
     }
     this._welcomeSessionId = null;
+    this._welcomeResumeToken = null;
     var queued = this._queue;
     this._queue = [];
     for (var i = 0; i < queued.length; i++) {
@@ -394,10 +400,14 @@
       }
     }
     var request = { type: 'resume', session_id: this.sessionId, last_seq: lastSeq };
+    if (this._resumeToken) {
+      request.resume_token = this._resumeToken;
+    }
     this._resumePending = {
       sessionId: this.sessionId,
       lastSeq: lastSeq,
       newSessionId: this._welcomeSessionId || null,
+      newResumeToken: this._welcomeResumeToken || null,
       changed: this._changedOffline
     };
     this._changedOffline = new Set();
@@ -601,11 +611,14 @@
       case 'welcome':
         if (this._resumePending) {
           this._resumePending.newSessionId = msg.session_id || null;
+          this._resumePending.newResumeToken = msg.resume_token || null;
         } else if (this._awaitingAuth && this._isReconnect) {
           // The resume is still to be sent and must name the old session.
           this._welcomeSessionId = msg.session_id || null;
+          this._welcomeResumeToken = msg.resume_token || null;
         } else {
           this.sessionId = msg.session_id || null;
+          this._resumeToken = msg.resume_token || null;
         }
         this._everConnected = true;
         this.reconnectAttempts = 0;
@@ -669,6 +682,8 @@
     this._resumePending = null;
     this._clearResume();
     this.sessionId = msg.session_id || pending.sessionId;
+    // The server rotates the secret on every resume: the old one no longer works.
+    this._resumeToken = msg.resume_token || null;
     if (msg.last_seq && typeof msg.last_seq === 'object') {
       for (var group in msg.last_seq) {
         if (Object.prototype.hasOwnProperty.call(msg.last_seq, group)) {
@@ -703,6 +718,7 @@
     this._clearResume();
     if (pending && pending.newSessionId) {
       this.sessionId = pending.newSessionId;
+      this._resumeToken = pending.newResumeToken;
     }
     // History no longer reaches back (or the server cannot resume): start over with fresh
     // subscriptions, which answer with snapshots.
