@@ -1,4 +1,6 @@
-"""The AsyncAPI 3 document of every NATS subject (``python -m pricewire_contracts.asyncapi [FILE]``).
+"""The AsyncAPI 3 document of every NATS subject and of the WebSocket client protocol.
+
+``python -m pricewire_contracts.asyncapi [FILE]``.
 
 Built from :class:`SubjectCatalog` and the contract models, never written by hand, so that
 ``docs/asyncapi.yaml`` cannot say something the code does not do: a test regenerates it and fails
@@ -17,6 +19,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from .client import (
+    AuthRequest,
+    GetStatsRequest,
+    PingRequest,
+    ResumeRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
 from .common import DATA_GROUPS, Group
 from .events import (
     ChainStatus,
@@ -33,12 +43,22 @@ from .events import (
 )
 from .server import (
     AlertMessage,
+    AuthOk,
+    Conflated,
+    ErrorMessage,
+    Heartbeat,
     MarketUpdate,
     NewsMessage,
+    PongMessage,
     PriceUpdate,
     ProviderStatsMessage,
+    Resumed,
+    ResumeFailed,
     StatsMessage,
     StatsUpdate,
+    Subscribed,
+    Unsubscribed,
+    Welcome,
 )
 from .subjects import SubjectCatalog
 
@@ -305,6 +325,46 @@ def _channels(s: SubjectCatalog) -> list[_Channel]:
     ]
 
 
+#: What a WebSocket client sends to ws-edge, and what it receives (the guide's protocol).
+_CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (
+    SubscribeRequest,
+    UnsubscribeRequest,
+    GetStatsRequest,
+    PingRequest,
+    AuthRequest,
+    ResumeRequest,
+)
+_SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
+    Welcome,
+    Subscribed,
+    Unsubscribed,
+    PongMessage,
+    StatsMessage,
+    StatsUpdate,
+    AuthOk,
+    Resumed,
+    ResumeFailed,
+    Conflated,
+    ErrorMessage,
+    Heartbeat,
+    PriceUpdate,
+    MarketUpdate,
+    NewsMessage,
+    AlertMessage,
+    ProviderStatsMessage,
+)
+_WEBSOCKET = _Channel(
+    "websocket",
+    "/ws",
+    "ws-edge's WebSocket protocol: one JSON text frame per message. The first frame is "
+    "`welcome`: its `session_id` is public, its `resume_token` is the session's private secret, "
+    "which `resume` must carry (see docs/security.md). Data messages carry `seq`.",
+    "ws-edge",
+    _CLIENT_MESSAGES + _SERVER_MESSAGES,
+)
+_NATS_SERVERS = [{"$ref": "#/servers/compose"}, {"$ref": "#/servers/kubernetes"}]
+
+
 def _schemas(channels: list[_Channel]) -> dict[str, Any]:
     """Every payload model's JSON Schema, nested models hoisted beside them.
 
@@ -339,7 +399,7 @@ def _message(model: type[BaseModel]) -> dict[str, Any]:
 def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
     """The AsyncAPI 3 document of one deployment's subjects, as plain JSON-ready data."""
     catalog = SubjectCatalog(root)
-    channels = _channels(catalog)
+    channels = [*_channels(catalog), _WEBSOCKET]
     messages: dict[str, Any] = {}
     doc_channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -363,6 +423,7 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
             "description": f"Published by {ch.publisher}.",
             "messages": {k: {"$ref": f"#/components/messages/{k}"} for k in keys},
         }
+        entry["servers"] = [{"$ref": "#/servers/edge"}] if ch is _WEBSOCKET else _NATS_SERVERS
         if ch.parameters:
             entry["parameters"] = ch.parameters
         if ch.stream:
@@ -376,6 +437,20 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
         msgs = [
             {"$ref": f"#/channels/{ch.key}/messages/{k}"} for k in doc_channels[ch.key]["messages"]
         ]
+        if ch is _WEBSOCKET:
+            for action, name, models, summary in (
+                ("receive", "receiveFromClients", _CLIENT_MESSAGES, "What a client may send."),
+                ("send", "sendToClients", _SERVER_MESSAGES, "What the edge sends a client."),
+            ):
+                operations[name] = {
+                    "action": action,
+                    "channel": ref,
+                    "summary": summary,
+                    "messages": [
+                        {"$ref": f"#/channels/websocket/messages/{_message_key(m)}"} for m in models
+                    ],
+                }
+            continue
         if ch.key == "statsGet":
             operations["answerStatsRequest"] = {
                 "action": "receive",
@@ -413,7 +488,7 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
-            "title": "Pricewire NATS subjects",
+            "title": "Pricewire NATS subjects and WebSocket protocol",
             "version": SUBJECTS_VERSION,
             "description": (
                 "Real-time crypto market data and Pricewire's internal events, for the teams\n"
@@ -432,6 +507,11 @@ def asyncapi_document(root: str = "pricewire") -> dict[str, Any]:
                 "host": "nats.pricewire.svc.cluster.local:4222",
                 "protocol": "nats",
                 "description": "The in-cluster NATS service of the `k8s/` deployment.",
+            },
+            "edge": {
+                "host": "localhost:8000",
+                "protocol": "ws",
+                "description": "ws-edge behind `make run`'s gateway (`wss://` behind the Ingress).",
             },
         },
         "channels": doc_channels,

@@ -75,8 +75,25 @@ def test_every_catalog_subject_family_has_a_channel() -> None:
 
 def test_the_subject_root_is_configurable() -> None:
     doc = asyncapi_document("acme")
-    addresses = [c["address"] for c in doc["channels"].values() if c["address"]]
+    nats = [c for key, c in doc["channels"].items() if key != "websocket"]
+    addresses = [c["address"] for c in nats if c["address"]]
     assert all(a.startswith("acme.v1.") for a in addresses)
+
+
+def test_the_websocket_protocol_is_documented_with_the_resume_token() -> None:
+    doc = asyncapi_document()
+    ws = doc["channels"]["websocket"]
+    assert ws["address"] == "/ws"
+    assert ws["servers"] == [{"$ref": "#/servers/edge"}]
+    schemas = doc["components"]["schemas"]
+    for model in ("Welcome", "Resumed", "ResumeRequest"):
+        assert "resume_token" in schemas[model]["properties"], model
+    sent = {m["$ref"].rsplit("/", 1)[1] for m in doc["operations"]["sendToClients"]["messages"]}
+    received = {
+        m["$ref"].rsplit("/", 1)[1] for m in doc["operations"]["receiveFromClients"]["messages"]
+    }
+    assert {"Welcome", "ResumeFailed", "PriceUpdate"} <= sent
+    assert {"ResumeRequest", "SubscribeRequest"} <= received
 
 
 def test_payload_schemas_keep_unknown_fields_for_forward_compatibility() -> None:
