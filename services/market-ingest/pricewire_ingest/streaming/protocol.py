@@ -11,7 +11,6 @@ all is ``malformed``.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from ..adapters.base import opt_float
 from ..catalog import Asset
 
 __all__ = [
@@ -220,20 +220,8 @@ def decode_json(raw: str | bytes) -> Any:
 INVALID: Any = object()
 
 
-def number(raw: Any) -> float | None:
-    """A finite float from a JSON number or numeric string, else None."""
-    if isinstance(raw, bool) or raw is None:
-        return None
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return value if math.isfinite(value) else None
+#: A finite float from a JSON number or numeric string, else None: the REST adapters' rule.
+number = opt_float
 
 
 def positive(raw: Any) -> float | None:
