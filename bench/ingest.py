@@ -27,7 +27,7 @@ from typing import Any
 from bench.procs import cpu_seconds
 from pricewire_common.testing import NatsServer, ServiceProcess, free_port
 
-__all__ = ["main"]
+__all__ = ["main", "summary"]
 
 
 async def _clients(
@@ -164,14 +164,25 @@ def run(clients: int, seconds: float, venue_tick_s: float, processes: int) -> st
         finally:
             for proc in reversed(started):
                 proc.stop()
+    return summary(latencies, ticks=ticks, seconds=seconds, cpu_s=cpu_used, clients=connected)
+
+
+def summary(
+    latencies_ms: list[float], *, ticks: int, seconds: float, cpu_s: float, clients: int
+) -> str:
+    """The ingest line ``make bench`` prints.
+
+    >>> summary([5.0] * 98 + [20.0, 90.0], ticks=7000, seconds=10, cpu_s=1.75, clients=1000)
+    'ingest: tick-to-client p50 5.0 ms p99 89.3 ms at 700 ticks/s (1000 clients, 100 updates; market-ingest 250 us CPU per tick)'
+    """
     rate = ticks / seconds
-    if len(latencies) < 2:
+    if len(latencies_ms) < 2:
         return f"ingest: no price_update reached the clients ({rate:.0f} ticks/s)"
-    cuts = statistics.quantiles(latencies, n=100)
-    per_tick_us = cpu_used / ticks * 1e6 if ticks else float("nan")
+    cuts = statistics.quantiles(latencies_ms, n=100)
+    per_tick_us = cpu_s / ticks * 1e6 if ticks else float("nan")
     return (
         f"ingest: tick-to-client p50 {cuts[49]:.1f} ms p99 {cuts[98]:.1f} ms at {rate:.0f} "
-        f"ticks/s ({connected} clients, {len(latencies)} updates; market-ingest "
+        f"ticks/s ({clients} clients, {len(latencies_ms)} updates; market-ingest "
         f"{per_tick_us:.0f} us CPU per tick)"
     )
 

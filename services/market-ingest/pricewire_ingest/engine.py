@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
+
+from prometheus_client import Counter, Gauge
 
 from pricewire_common.encoding import dumps
+from pricewire_common.ratelimit import TokenBucket
 from pricewire_contracts import (
     AlertData,
     AlertMessage,
@@ -58,16 +62,18 @@ from .core.chains import ChainBoard, ChainView
 from .core.consensus import ConsensusPrice, QuoteBook, consensus, median_of
 from .core.gate import PriceGate
 from .core.health import HealthWindow, status_for
-from .core.limits import TokenBucket
 from .core.news import NewsDeduplicator
 from .core.schedule import PollTiming, Scheduler, next_poll_at
 from .errors import PollFailure, PollOutcome, RateLimited
 from .quotes import NewsEntry, PollData, PriceQuote
 from .settings import IngestSettings
 
-__all__ = ["Fetcher", "IngestEngine", "MemoryPublisher", "PollReport", "Publisher"]
+__all__ = ["Fetcher", "IngestEngine", "MemoryPublisher", "PollReport", "PublishKind", "Publisher"]
 
 log = logging.getLogger("pricewire.ingest")
+
+#: what a published message is, as counted in ``pricewire_ingest_published_total{kind}``
+PublishKind = Literal["alert", "chain", "health", "market", "news", "price", "quotes", "tick"]
 
 #: categories whose market cap and volume are global figures (an exchange's are its own)
 _AGGREGATE_CATEGORIES = frozenset({"market_data", "defi"})
@@ -181,6 +187,10 @@ class IngestEngine:
         self.chains = ChainBoard()
         self.states: dict[str, _ProviderState] = {}
         self._aggregators: set[str] = set()
+        #: the upstreams of ``_aggregators`` (kept beside it: the consensus asks on every tick)
+        self._aggregate_upstreams: set[str] = set()
+        #: per symbol, the consensus gauges' children (``labels()`` is not free on every tick)
+        self._gauges: dict[str, tuple[Gauge, Gauge, Gauge]] = {}
         self._mirrors = catalog.mirrors
         self._semaphore = asyncio.Semaphore(settings.poll_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,6 +199,7 @@ class IngestEngine:
         self._succeeded = 0
         self._network_failures = 0
         self._warned_offline = False
+        self._health_sources: list[Callable[[], list[ProviderHealth]]] = []
         self._build_states()
 
     # -- setup ---------------------------------------------------------------------------
@@ -206,8 +217,8 @@ class IngestEngine:
             if p.group not in buckets:
                 # the documented limit; a sped-up simulator clock raises it by the same factor
                 buckets[p.group] = TokenBucket(
-                    rate_per_s=group_rate[p.group] / scale,
-                    capacity=max(1.0, min(float(p.rate_limit.requests), 5.0)),
+                    rate=group_rate[p.group] / scale,
+                    burst=max(1.0, min(float(p.rate_limit.requests), 5.0)),
                     now=now,
                 )
             state = _ProviderState(
@@ -226,7 +237,7 @@ class IngestEngine:
             )
             self.states[p.id] = state
             if p.category in _AGGREGATE_CATEGORIES:
-                self._aggregators.add(p.id)
+                self._add_aggregator(p.id)
             if state.disabled is None:
                 first = self.rng.uniform(0.0, min(state.interval_s, s.initial_spread_s))
                 self.scheduler.schedule(p.id, now + first)
@@ -302,8 +313,8 @@ class IngestEngine:
             metrics.POLLS_DEFERRED.labels("breaker").inc()
             self.scheduler.schedule(pid, max(state.breaker.open_until, now + 0.5))
             return
-        wait = state.bucket.take(now)
-        if wait > 0:
+        if not state.bucket.take(now):
+            wait = state.bucket.wait_s(now)
             # the provider's documented limit is spent: try again when a token is back
             metrics.POLLS_DEFERRED.labels("rate_limit").inc()
             self.scheduler.schedule(pid, now + wait + self.rng.uniform(0, 0.1))
@@ -453,14 +464,14 @@ class IngestEngine:
                 shard=self.settings.shard_index,
                 quotes=[_reading(q) for q in report.data.quotes],
             )
-            await self._publish("quotes", self.subjects.provider_quotes(p.id), dumps(quotes))
+            await self.publish("quotes", self.subjects.provider_quotes(p.id), dumps(quotes))
 
     def add_remote_quotes(self, event: ProviderQuotes) -> int:
         """Quotes another shard polled; returns how many were kept (the consensus shard only)."""
         if event.shard == self.settings.shard_index:
             return 0
         if event.category in _AGGREGATE_CATEGORIES:
-            self._aggregators.add(event.provider_id)
+            self._add_aggregator(event.provider_id)
         symbols = {a.symbol for a in self.assets}
         upstream = self.catalog.upstream_of(event.provider_id)
         kept = [
@@ -484,7 +495,7 @@ class IngestEngine:
         state.last_report = health
         state.last_report_at = self.clock()
         subject = self.subjects.provider_health(health.provider_id)
-        await self._publish("health", subject, dumps(health))
+        await self.publish("health", subject, dumps(health))
 
     async def _consume(self, state: _ProviderState, data: PollData) -> None:
         if data.quotes:
@@ -502,19 +513,25 @@ class IngestEngine:
             )
 
     # -- publishing ------------------------------------------------------------------------
-    async def _publish(
-        self, kind: str, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    async def publish(
+        self,
+        kind: PublishKind,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """Publish one encoded message on ``subject``, counted under ``kind``. A failure is
+        counted and logged, never raised: NATS buffers through short outages, and past that a
+        message is dropped rather than the loop that sent it (the streamed ticks use it too)."""
         try:
             await self.publisher.publish(subject, payload, headers)
         except Exception as exc:
-            # NATS buffers through short outages; past that, a message is dropped, not the loop
             metrics.PUBLISH_ERRORS.labels(kind).inc()
             log.warning(
                 "publish failed", extra={"kind": kind, "subject": subject, "error": repr(exc)}
             )
         else:
-            metrics.PUBLISHED.labels(kind).inc()
+            _published(kind).inc()
 
     async def _publish_news(self, entries: tuple[NewsEntry, ...]) -> None:
         now = self.wall()
@@ -542,7 +559,7 @@ class IngestEngine:
                 )
             )
             # the stream drops a duplicate id within its window (another shard, a restart)
-            await self._publish(
+            await self.publish(
                 "news", self.subjects.news, dumps(message), {"Nats-Msg-Id": entry.id}
             )
 
@@ -559,7 +576,7 @@ class IngestEngine:
             providers=view.providers,
             spread_blocks=view.spread_blocks,
         )
-        await self._publish("chain", self.subjects.chain(view.chain), dumps(message))
+        await self.publish("chain", self.subjects.chain(view.chain), dumps(message))
 
     async def _publish_alerts(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -581,7 +598,11 @@ class IngestEngine:
                     "symbol": alert.symbol,
                 },
             )
-            await self._publish("alert", self.subjects.alert(alert.alert_type), dumps(message))
+            await self.publish("alert", self.subjects.alert(alert.alert_type), dumps(message))
+
+    def _add_aggregator(self, provider_id: str) -> None:
+        self._aggregators.add(provider_id)
+        self._aggregate_upstreams.add(self.catalog.upstream_of(provider_id))
 
     def consensus_for(self, symbol: str, now: float) -> ConsensusPrice | None:
         s = self.settings
@@ -592,7 +613,7 @@ class IngestEngine:
             window_s=s.consensus_window_s,
             min_sources=s.consensus_min_sources,
             max_deviation_pct=s.consensus_max_deviation_pct,
-            aggregate_upstreams={self.catalog.upstream_of(pid) for pid in self._aggregators},
+            aggregate_upstreams=self._aggregate_upstreams,
         )
 
     async def publish_prices(self) -> None:
@@ -629,9 +650,16 @@ class IngestEngine:
         else:
             await self._publish_alerts(self.alerts.on_confidence(symbol, current.confidence_pct))
         self.prices[symbol] = current
-        metrics.CONSENSUS_SOURCES.labels(symbol).set(current.sources)
-        metrics.CONSENSUS_SPREAD.labels(symbol).set(current.spread_pct / 100.0)
-        metrics.CONSENSUS_CONFIDENCE.labels(symbol).set(current.confidence_pct / 100.0)
+        gauges = self._gauges.get(symbol)
+        if gauges is None:
+            gauges = self._gauges[symbol] = (
+                metrics.CONSENSUS_SOURCES.labels(symbol),
+                metrics.CONSENSUS_SPREAD.labels(symbol),
+                metrics.CONSENSUS_CONFIDENCE.labels(symbol),
+            )
+        gauges[0].set(current.sources)
+        gauges[1].set(current.spread_pct / 100.0)
+        gauges[2].set(current.confidence_pct / 100.0)
         alerts = self.alerts.on_stale(symbol, current.stale, tick)
         if not current.stale:
             alerts += self.alerts.on_price(symbol, current.price, tick)
@@ -651,7 +679,7 @@ class IngestEngine:
                     confidence_pct=round(current.confidence_pct, 4),
                 )
             )
-            await self._publish("price", self.subjects.price(symbol), dumps(message))
+            await self.publish("price", self.subjects.price(symbol), dumps(message))
 
     async def publish_market(self) -> None:
         now = self.wall()
@@ -673,7 +701,7 @@ class IngestEngine:
                 volume_24h=_round(median_of(q.volume_24h for q in aggregate), 0),
             )
         if coins:
-            await self._publish("market", self.subjects.market, dumps(MarketUpdate(data=coins)))
+            await self.publish("market", self.subjects.market, dumps(MarketUpdate(data=coins)))
 
     async def publish_provider_alerts(self) -> None:
         await self._publish_alerts(self.alerts.flush_providers(polled_total=len(self.polled)))
@@ -748,14 +776,20 @@ class IngestEngine:
             )
 
     # -- inspection --------------------------------------------------------------------------
+    def add_health_source(self, source: Callable[[], list[ProviderHealth]]) -> None:
+        """More rows for :meth:`snapshot` (the venues' streams, ``<venue>_stream``)."""
+        self._health_sources.append(source)
+
     def snapshot(self) -> list[ProviderHealth]:
-        """The latest health of every provider of this shard."""
+        """The latest health of every provider of this shard, and of the streams beside it."""
         reports = []
         for state in self.states.values():
             if state.last_report is not None:
                 reports.append(state.last_report)
             elif state.disabled is not None:
                 reports.append(self._disabled_report(state))
+        for source in self._health_sources:
+            reports.extend(source())
         return reports
 
 
@@ -763,6 +797,12 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+@functools.cache
+def _published(kind: PublishKind) -> Counter:
+    """The published counter's child for ``kind`` (looked up once: ticks publish a lot)."""
+    return metrics.PUBLISHED.labels(kind)
 
 
 def _reading(quote: PriceQuote) -> QuoteReading:

@@ -1,51 +1,18 @@
-"""Token bucket, full-jitter backoff, circuit breaker, scheduling rules: tables and properties."""
+"""Full-jitter backoff, circuit breaker, scheduling rules: tables and properties."""
 
 from __future__ import annotations
 
 import random
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pricewire_ingest.core.breaker import CircuitBreaker
-from pricewire_ingest.core.limits import TokenBucket, full_jitter
+from pricewire_ingest.core.limits import full_jitter
 from pricewire_ingest.core.schedule import PollTiming, Scheduler, next_poll_at
 
 
-# -- token bucket ---------------------------------------------------------------------------
-@given(
-    rate=st.floats(min_value=0.01, max_value=100),
-    capacity=st.integers(min_value=1, max_value=20),
-    gaps=st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=200),
-)
-def test_bucket_never_grants_more_than_rate_times_time_plus_capacity(
-    rate: float, capacity: int, gaps: list[float]
-) -> None:
-    bucket = TokenBucket(rate_per_s=rate, capacity=capacity, now=0.0)
-    now, granted = 0.0, 0
-    for gap in gaps:
-        now += gap
-        if bucket.take(now) == 0.0:
-            granted += 1
-    assert granted <= capacity + rate * now + 1e-6
-
-
-@given(rate=st.floats(min_value=0.01, max_value=50), capacity=st.integers(min_value=1, max_value=5))
-def test_bucket_wait_is_exactly_when_a_token_is_back(rate: float, capacity: int) -> None:
-    bucket = TokenBucket(rate_per_s=rate, capacity=capacity, now=0.0)
-    for _ in range(capacity):
-        assert bucket.take(0.0) == 0.0
-    wait = bucket.take(0.0)
-    assert wait == pytest.approx(1 / rate)
-    assert bucket.take(wait * (1 + 1e-9)) == 0.0
-
-
-def test_bucket_refuses_impossible_configuration() -> None:
-    with pytest.raises(ValueError, match="positive rate"):
-        TokenBucket(rate_per_s=0, capacity=1, now=0)
-
-
+# -- full jitter (the token bucket is pricewire_common.ratelimit, tested in libs/common) --------
 @given(attempt=st.integers(min_value=0, max_value=100), seed=st.integers())
 def test_full_jitter_stays_within_its_exponential_ceiling(attempt: int, seed: int) -> None:
     rng = random.Random(seed)

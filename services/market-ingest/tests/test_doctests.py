@@ -16,10 +16,10 @@ MODULES = [
     "pricewire_ingest.core.consensus",
     "pricewire_ingest.core.gate",
     "pricewire_ingest.core.health",
-    "pricewire_ingest.core.limits",
     "pricewire_ingest.core.news",
     "pricewire_ingest.core.schedule",
     "pricewire_ingest.simulator.faults",
+    "pricewire_ingest.streaming.ingest",
     "pricewire_ingest.simulator.world",
 ]
 

@@ -9,10 +9,12 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from pricewire_contracts import PriceUpdate, ProviderHealth, StreamTick, SubjectCatalog
+from pricewire_ingest.app import create_app
 from pricewire_ingest.catalog import Catalog
 from pricewire_ingest.engine import IngestEngine, MemoryPublisher
 from pricewire_ingest.quotes import PriceQuote
@@ -131,6 +133,20 @@ async def test_stream_health_for_provider_stats(catalog: Catalog) -> None:
     count = len(pub.messages)
     await streams.publish_health()
     assert len(pub.messages) == count
+
+
+async def test_the_engines_providers_endpoint_lists_the_streams(catalog: Catalog) -> None:
+    engine, _, _ = make(catalog)
+    app = create_app(engine=lambda: engine, ready=lambda: True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        rows = (await client.get("/providers")).json()
+    streams = {r["provider_id"]: r for r in rows if r["provider_id"].endswith("_stream")}
+    assert set(streams) == {stream_provider_id(venue) for venue in VENUES}
+    for venue in VENUES:
+        row = streams[stream_provider_id(venue)]
+        assert row["upstream"] == venue and row["feeds"] == ["prices"]
+        assert row["stream"]["state"] in ("degraded", "offline")
 
 
 def test_stream_settings_resolve_the_urls() -> None:

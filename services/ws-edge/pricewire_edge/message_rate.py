@@ -1,7 +1,7 @@
 """Message rate per connection: a token bucket, then a close on persistent abuse. Pure.
 
 ============================  ===============================================================
-:class:`TokenBucket`          a rate with a burst; ``take(now)`` says whether one more fits
+:class:`TokenBucket`          a rate with a burst (:mod:`pricewire_common.ratelimit`, shared)
 :class:`MessageRateLimiter`   per connection: allow, warn (error ``rate_limited``), close 4008
 :func:`subscription_weight`   what one subscription counts against ``max_subscriptions``
 ============================  ===============================================================
@@ -14,46 +14,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pricewire_common.ratelimit import TokenBucket
+
 __all__ = ["MessageRateLimiter", "RateDecision", "TokenBucket", "subscription_weight"]
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; starts full.
-
-    >>> bucket = TokenBucket(rate=2, burst=3, now=0.0)
-    >>> [bucket.take(0.0) for _ in range(4)]
-    [True, True, True, False]
-    >>> bucket.take(0.5)  # one token came back
-    True
-
-    Over any span of ``t`` seconds it never grants more than ``burst + rate * t``.
-    """
-
-    rate: float
-    burst: float
-    now: float = 0.0
-    tokens: float = field(init=False)
-    _last: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.rate <= 0 or self.burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self.tokens = float(self.burst)
-        self._last = self.now
-
-    def take(self, now: float, cost: float = 1.0) -> bool:
-        if now > self._last:  # a clock going backwards refills nothing
-            self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
-            self._last = now
-        # The epsilon absorbs float error, so a client sending at exactly the rate is never refused.
-        if self.tokens + 1e-9 >= cost:
-            self.tokens = max(0.0, self.tokens - cost)
-            return True
-        return False
 
 
 class RateDecision(StrEnum):

@@ -172,47 +172,44 @@ def consensus(
     if 2 * len(accepted) <= len(fresh):
         return None
 
-    def upstream(q: PriceQuote) -> str:
-        return q.upstream or q.provider_id
-
-    def age_share(q: PriceQuote) -> float:
-        return min(max(now - q.observed_at, 0.0) / window_s, 1.0)
-
-    venue_volumes = [
+    # per accepted vote (one per upstream), computed once: this runs on every streamed tick
+    ups = [q.upstream or q.provider_id for q in accepted]
+    ages = [min(max(now - q.observed_at, 0.0) / window_s, 1.0) for q in accepted]
+    own_volume = [
         q.volume_24h
-        for q in accepted
         if q.volume_24h is not None
         and math.isfinite(q.volume_24h)
         and q.volume_24h > 0
-        and upstream(q) not in aggregate_upstreams
+        and u not in aggregate_upstreams
+        else None
+        for q, u in zip(accepted, ups, strict=True)
     ]
+    venue_volumes = [v for v in own_volume if v is not None]
     weighted = len(venue_volumes) >= max(min_volume_votes, 1)
     typical = statistics.median(venue_volumes) if weighted else 1.0
-
-    def volume(q: PriceQuote) -> float:
-        """The vote's 24 h volume relative to the median venue's (1.0 when not weighted)."""
-        v = q.volume_24h
-        if not weighted or upstream(q) in aggregate_upstreams:
-            return 1.0
-        if v is None or not math.isfinite(v) or v <= 0:
-            return 1.0
-        return v / typical
-
-    weights = {upstream(q): (1.0 - (1.0 - age_floor) * age_share(q)) * volume(q) for q in accepted}
-    price = weighted_median([(q.price, weights[upstream(q)]) for q in accepted])
+    # the vote's 24 h volume relative to the median venue's (1.0 when not weighted, for an
+    # aggregator, and for a venue that reports none)
+    weights = [
+        (1.0 - (1.0 - age_floor) * age) * (v / typical if weighted and v is not None else 1.0)
+        for age, v in zip(ages, own_volume, strict=True)
+    ]
+    price = weighted_median([(q.price, w) for q, w in zip(accepted, weights, strict=True)])
 
     # Pyth: every vote is three points (p - c, p, p + c); confidence from their quartiles
     points: list[tuple[float, float]] = []
-    for q in accepted:
-        c = q.price * vote_confidence_pct / 100.0 * (1.0 + age_share(q))
-        w = weights[upstream(q)]
+    for q, w, age in zip(accepted, weights, ages, strict=True):
+        c = q.price * vote_confidence_pct / 100.0 * (1.0 + age)
         points += [(q.price - c, w), (q.price, w), (q.price + c, w)]
+    points.sort()  # once: the two quantiles then sort a sorted list
     low, high = weighted_quantile(points, 0.25), weighted_quantile(points, 0.75)
     confidence = min(max(price - low, high - price, 0.0), price)
 
     prices = [q.price for q in accepted]
-    heaviest = sorted(accepted, key=lambda q: (-weights[upstream(q)], upstream(q)))[:max_venues]
-    venues = tuple(sorted(upstream(q) for q in heaviest))
+    heaviest = sorted(zip(weights, ups, strict=True), key=lambda wu: (-wu[0], wu[1]))[:max_venues]
+    venues = tuple(sorted(u for _, u in heaviest))
+    # by identity: comparing quotes field by field made this quadratic in dataclass __eq__
+    kept = {id(q) for q in accepted}
+    rejected = tuple(sorted(q.upstream or q.provider_id for q in fresh if id(q) not in kept))
     return ConsensusPrice(
         symbol=symbol,
         price=price,
@@ -222,7 +219,7 @@ def consensus(
         change_24h=median_of(q.change_24h for q in accepted),
         updated_at=max(q.observed_at for q in accepted),
         providers=tuple(sorted(q.provider_id for q in accepted)),
-        rejected=tuple(sorted(upstream(q) for q in fresh if q not in accepted)),
+        rejected=rejected,
         venues=venues,
         confidence=confidence,
         confidence_pct=confidence / price * 100.0,

@@ -3,6 +3,12 @@
 ``RENDERERS[family](ctx)`` is a normal answer; ``error_answer(family)`` the provider's own error
 body sent with HTTP 200 (the case a naive client takes for data); ``rate_limit_answer(family)``
 its 429 body.
+
+Like the adapters (one :class:`~..adapters.specs.QuoteSpec` row per price provider), the price
+answers are data: ``_TICKERS`` (exchanges) and ``_COINS`` (aggregators) hold one row template
+per family, written by one renderer each where the adapter's spec reads them (the rows path,
+a list or an object keyed by the coin's id, or one row). Only the answers whose adapters name
+their own ``parse`` (CryptoCompare's minute bars, Binance klines, ...) keep a function.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from xml.sax.saxutils import escape
 import orjson
 
 from ..adapters import adapter_for
-from ..adapters.specs import SpecAdapter
+from ..adapters.specs import QuoteSpec, SpecAdapter
 from ..catalog import Asset, Provider
 from .world import MarketWorld, NewsDesk
 
@@ -96,118 +102,7 @@ def _ms(ts: float) -> int:
     return int(ts * 1000)
 
 
-# -- aggregators --------------------------------------------------------------------------
-def _coingecko_markets(c: RenderContext) -> Answer:
-    rows = []
-    for rank, a in enumerate(c.assets, 1):
-        p = c.price(a.symbol)
-        rows.append(
-            {
-                "id": a.id_for("coingecko"),
-                "symbol": a.symbol.lower(),
-                "name": a.name,
-                "image": f"https://assets.coingecko.com/coins/images/{rank}/large/{a.symbol.lower()}.png",
-                "current_price": p,
-                "market_cap": round(c.world.market_cap(a.symbol, c.now)),
-                "market_cap_rank": rank,
-                "total_volume": round(c.world.volume(a.symbol)),
-                "high_24h": p * 1.02,
-                "low_24h": p * 0.97,
-                "price_change_24h": p - c.open_24h(a.symbol),
-                "price_change_percentage_24h": round(c.change(a.symbol), 5),
-                "circulating_supply": c.world.supply(a.symbol),
-                "last_updated": _iso(c.now - 30),
-                "price_change_percentage_24h_in_currency": round(c.change(a.symbol), 5),
-            }
-        )
-    return _json(rows)
-
-
-def _coingecko_simple(c: RenderContext) -> Answer:
-    return _json(
-        {
-            a.id_for("coingecko"): {
-                "usd": c.price(a.symbol),
-                "usd_market_cap": c.world.market_cap(a.symbol, c.now),
-                "usd_24h_vol": c.world.volume(a.symbol),
-                "usd_24h_change": c.change(a.symbol),
-                "last_updated_at": int(c.now - 20),
-            }
-            for a in c.assets
-        }
-    )
-
-
-def _coingecko_coin(c: RenderContext) -> Answer:
-    a = c.assets[0]
-    return _json(
-        {
-            "id": a.id_for("coingecko"),
-            "symbol": a.symbol.lower(),
-            "name": a.name,
-            "market_data": {
-                "current_price": {"usd": c.price(a.symbol), "eur": c.price(a.symbol) * 0.92},
-                "market_cap": {"usd": c.world.market_cap(a.symbol, c.now)},
-                "total_volume": {"usd": c.world.volume(a.symbol)},
-                "price_change_percentage_24h": c.change(a.symbol),
-            },
-            "community_data": {"twitter_followers": 6_500_000, "reddit_subscribers": 6_200_000},
-            "last_updated": _iso(c.now - 15),
-        }
-    )
-
-
-def _coinmarketcap(c: RenderContext) -> Answer:
-    data = {}
-    for rank, a in enumerate(c.assets, 1):
-        data[a.symbol] = {
-            "id": rank,
-            "name": a.name,
-            "symbol": a.symbol,
-            "cmc_rank": rank,
-            "last_updated": _iso(c.now - 40),
-            "quote": {
-                "USD": {
-                    "price": c.price(a.symbol),
-                    "volume_24h": c.world.volume(a.symbol),
-                    "percent_change_24h": c.change(a.symbol),
-                    "market_cap": c.world.market_cap(a.symbol, c.now),
-                    "last_updated": _iso(c.now - 40),
-                }
-            },
-        }
-    status = {
-        "timestamp": _iso(c.now),
-        "error_code": 0,
-        "error_message": None,
-        "elapsed": 12,
-        "credit_count": 1,
-    }
-    return _json({"status": status, "data": data})
-
-
-def _cryptocompare_full(c: RenderContext) -> Answer:
-    raw = {
-        a.symbol: {
-            "USD": {
-                "TYPE": "5",
-                "MARKET": "CCCAGG",
-                "FROMSYMBOL": a.symbol,
-                "TOSYMBOL": "USD",
-                "PRICE": c.price(a.symbol),
-                "LASTUPDATE": int(c.now - 5),
-                "CHANGEPCT24HOUR": c.change(a.symbol),
-                "VOLUME24HOURTO": c.world.volume(a.symbol) * 0.4,
-                "TOTALVOLUME24HTO": c.world.volume(a.symbol),
-                "MKTCAP": c.world.market_cap(a.symbol, c.now),
-            }
-        }
-        for a in c.assets
-    }
-    display = {s: {"USD": {"PRICE": f"$ {v['USD']['PRICE']:,.2f}"}} for s, v in raw.items()}
-    return _json({"RAW": raw, "DISPLAY": display})
-
-
+# -- aggregators: the one escape hatch (the adapter's spec names its own parse too) -------
 def _cryptocompare_histo(c: RenderContext) -> Answer:
     symbol = c.provider.options.get("symbol", "BTC")
     p = c.price(symbol)
@@ -246,183 +141,6 @@ def _cryptocompare_histo(c: RenderContext) -> Answer:
             "Data": {"Aggregated": False, "TimeFrom": minute - 60, "TimeTo": minute, "Data": bars},
         }
     )
-
-
-def _paprika_row(c: RenderContext, rank: int, a: Asset) -> dict[str, Any]:
-    return {
-        "id": a.id_for("coinpaprika"),
-        "name": a.name,
-        "symbol": a.symbol,
-        "rank": rank,
-        "circulating_supply": c.world.supply(a.symbol),
-        "total_supply": c.world.supply(a.symbol),
-        "beta_value": 1.02,
-        "first_data_at": "2010-07-17T00:00:00Z",
-        "last_updated": _iso(c.now - 60).replace(".000", ""),
-        "quotes": {
-            "USD": {
-                "price": c.price(a.symbol),
-                "volume_24h": c.world.volume(a.symbol),
-                "market_cap": round(c.world.market_cap(a.symbol, c.now)),
-                "percent_change_1h": 0.12,
-                "percent_change_24h": round(c.change(a.symbol), 2),
-                "percent_change_7d": -1.4,
-            }
-        },
-    }
-
-
-def _paprika_tickers(c: RenderContext) -> Answer:
-    rows = [_paprika_row(c, rank, a) for rank, a in enumerate(c.assets, 1)]
-    # coins we do not track share symbols with ours (why the adapter matches on id)
-    fake = dict(rows[0], id="btc-bitcoin-token", name="Bitcoin Token", rank=4120)
-    fake["quotes"] = {"USD": dict(rows[0]["quotes"]["USD"], price=0.0042)}
-    return _json([*rows, fake])
-
-
-def _paprika_ticker(c: RenderContext) -> Answer:
-    return _json(_paprika_row(c, 1, c.assets[0]))
-
-
-def _coincap_row(c: RenderContext, rank: int, a: Asset) -> dict[str, Any]:
-    return {
-        "id": a.id_for("coincap"),
-        "rank": str(rank),
-        "symbol": a.symbol,
-        "name": a.name,
-        "supply": _s(c.world.supply(a.symbol)),
-        "maxSupply": None,
-        "marketCapUsd": _s(c.world.market_cap(a.symbol, c.now)),
-        "volumeUsd24Hr": _s(c.world.volume(a.symbol)),
-        "priceUsd": _s(c.price(a.symbol)),
-        "changePercent24Hr": _s(c.change(a.symbol)),
-        "vwap24Hr": _s(c.price(a.symbol) * 0.999),
-        "explorer": "https://blockchain.info/",
-    }
-
-
-def _coincap_assets(c: RenderContext) -> Answer:
-    rows = [_coincap_row(c, rank, a) for rank, a in enumerate(c.assets, 1)]
-    return _json({"data": rows, "timestamp": _ms(c.now)})
-
-
-def _coincap_asset(c: RenderContext) -> Answer:
-    return _json({"data": _coincap_row(c, 1, c.assets[0]), "timestamp": _ms(c.now)})
-
-
-def _coinlore(c: RenderContext) -> Answer:
-    rows = [
-        {
-            "id": a.id_for("coinlore"),
-            "symbol": a.symbol,
-            "name": a.name,
-            "nameid": (a.id_for("coingecko") or a.name).lower(),
-            "rank": rank,
-            "price_usd": f"{c.price(a.symbol):.2f}"
-            if c.price(a.symbol) > 1
-            else _s(c.price(a.symbol)),
-            "percent_change_24h": f"{c.change(a.symbol):.2f}",
-            "percent_change_1h": "0.11",
-            "percent_change_7d": "-2.30",
-            "price_btc": _s(c.price(a.symbol) / c.world.price("BTC", c.now)),
-            "market_cap_usd": f"{c.world.market_cap(a.symbol, c.now):.2f}",
-            "volume24": c.world.volume(a.symbol),
-            "volume24a": c.world.volume(a.symbol) * 0.9,
-            "csupply": f"{c.world.supply(a.symbol):.2f}",
-            "tsupply": _s(c.world.supply(a.symbol)),
-            "msupply": "",
-        }
-        for rank, a in enumerate(c.assets, 1)
-    ]
-    return _json({"data": rows, "info": {"coins_num": 12742, "time": int(c.now)}})
-
-
-def _messari(c: RenderContext) -> Answer:
-    a = c.assets[0]
-    return _json(
-        {
-            "status": {"elapsed": 9, "timestamp": _iso(c.now)},
-            "data": {
-                "id": "1e31218a-e44e-4285-820c-8282ee222035",
-                "symbol": a.symbol,
-                "name": a.name,
-                "slug": a.name.lower(),
-                "market_data": {
-                    "price_usd": c.price(a.symbol),
-                    "volume_last_24_hours": c.world.volume(a.symbol),
-                    "real_volume_last_24_hours": c.world.volume(a.symbol) * 0.3,
-                    "percent_change_usd_last_24_hours": c.change(a.symbol),
-                },
-                "marketcap": {"current_marketcap_usd": c.world.market_cap(a.symbol, c.now)},
-            },
-        }
-    )
-
-
-def _coinapi(c: RenderContext) -> Answer:
-    return _json(
-        {
-            "time": _iso(c.now - 1).replace("Z", "0000Z"),
-            "asset_id_base": "BTC",
-            "asset_id_quote": "USD",
-            "rate": c.price("BTC"),
-        }
-    )
-
-
-def _dia(c: RenderContext) -> Answer:
-    p = c.price("BTC")
-    return _json(
-        {
-            "Symbol": "BTC",
-            "Name": "Bitcoin",
-            "Address": "0x0000000000000000000000000000000000000000",
-            "Blockchain": "Bitcoin",
-            "Price": p,
-            "PriceYesterday": c.open_24h("BTC"),
-            "VolumeYesterdayUSD": c.world.volume("BTC"),
-            "Time": _iso(c.now - 30),
-            "Source": "diadata.org",
-            "Signature": "0x" + "ab" * 65,
-        }
-    )
-
-
-def _coinstats(c: RenderContext) -> Answer:
-    rows = [
-        {
-            "id": a.id_for("coingecko"),
-            "icon": f"https://static.coinstats.app/coins/{a.symbol.lower()}.png",
-            "name": a.name,
-            "symbol": a.symbol,
-            "rank": rank,
-            "price": c.price(a.symbol),
-            "priceBtc": c.price(a.symbol) / c.world.price("BTC", c.now),
-            "volume": c.world.volume(a.symbol),
-            "marketCap": c.world.market_cap(a.symbol, c.now),
-            "availableSupply": c.world.supply(a.symbol),
-            "totalSupply": c.world.supply(a.symbol),
-            "priceChange1h": 0.2,
-            "priceChange1d": round(c.change(a.symbol), 2),
-            "priceChange1w": -1.1,
-        }
-        for rank, a in enumerate(c.assets, 1)
-    ]
-    return _json({"coins": rows})
-
-
-def _defillama_prices(c: RenderContext) -> Answer:
-    coins = {
-        coin: {
-            "price": c.price(a.symbol),
-            "symbol": a.symbol,
-            "timestamp": int(c.now - 10),
-            "confidence": 0.99,
-        }
-        for a in c.assets
-        if (coin := a.id_for("llama"))
-    }
-    return _json({"coins": coins})
 
 
 # -- exchanges ----------------------------------------------------------------------------
@@ -550,21 +268,46 @@ def _bitfinex(c: RenderContext) -> Answer:
     return _json(rows)
 
 
-# -- exchanges: tickers as data ------------------------------------------------------------
+# -- rows as data: exchange tickers and aggregator coins -------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Market:
-    """One market's numbers, from which every ticker row is written."""
+    """One market's numbers, from which every row (an exchange's ticker, an aggregator's coin)
+    is written."""
 
-    pair: str
+    pair: str  #: the market's name: the exchange's pair, or the aggregator's key for the coin
     p: float  #: the price now
     o: float  #: the price 24 h ago
-    usd: float  #: the venue's 24 h volume in USD
+    usd: float  #: the 24 h volume in USD (an exchange: its share of the world's)
     now: float
+    asset: Asset | None = None
+    rank: int = 1
+    cap: float = 0.0
+    supply: float = 0.0
+    btc: float = 1.0  #: BTC's price (for prices in BTC)
+    age: float = 0.0  #: how old the aggregator's numbers are (its ``last_updated``)
 
     def value(self, name: str) -> Any:
-        """A row value by name: a number as a string (``name#``: as a number), or text."""
+        """A row value by name. A number (``last``, ``cap``, ...; ``last*1.02`` scaled) is sent
+        as a string; ``name#`` as a number, ``name#N`` rounded to N places, ``name~N`` as text
+        with N decimals. Anything else is text (``symbol``, ``iso``, ``id@coingecko``, ...)."""
+        numeric, hashed, places = name.partition("#")
+        numeric, tilde, decimals = numeric.partition("~")
+        base, star, factor = numeric.partition("*")
+        numbers = self._numbers()
+        if base not in numbers:
+            return self._text(name)
+        number = numbers[base] * float(factor) if star else numbers[base]
+        if tilde:
+            return f"{number:.{int(decimals)}f}"
+        if not hashed:
+            return _s(number)
+        if not places:
+            return number
+        return round(number, int(places)) if int(places) else round(number)
+
+    def _numbers(self) -> dict[str, float]:
         p, o = self.p, self.o
-        numbers = {
+        return {
             "last": p,
             "open": o,
             "bid": p * 0.9999,
@@ -574,12 +317,19 @@ class _Market:
             "vwap": p * 0.999,
             "avg": p * 0.998,
             "diff": p - o,
+            "change": (p / o - 1) * 100,
             "volume": self.usd,
             "qty": self.usd / _nz(p),
+            "cap": self.cap,
+            "supply": self.supply,
+            "btc": p / _nz(self.btc),
         }
-        if name.rstrip("#") in numbers:
-            number = numbers[name.rstrip("#")]
-            return number if name.endswith("#") else _s(number)
+
+    def _text(self, name: str) -> Any:
+        p, o, asset = self.p, self.o, self.asset
+        if name.startswith("id@"):
+            return asset.id_for(name[3:]) if asset else None
+        updated = self.now - self.age
         return {
             "pair": self.pair,
             "pct2": f"{(p / o - 1) * 100:.2f}",
@@ -590,18 +340,71 @@ class _Market:
             "ms$": str(_ms(self.now)),
             "s$": str(int(self.now)),
             "day_ms": _ms(self.now - 86400),
+            "symbol": asset.symbol if asset else self.pair,
+            "lower": (asset.symbol if asset else self.pair).lower(),
+            "name": asset.name if asset else self.pair,
+            "slug": (asset.name if asset else self.pair).lower(),
+            "rank": self.rank,
+            "rank$": str(self.rank),
+            "iso": _iso(updated),
+            "iso_s": _iso(updated).replace(".000", ""),
+            "iso7": _iso(updated).replace("Z", "0000Z"),  # CoinAPI's 7 fraction digits
+            "secs": int(updated),
+            "money": f"{p:.2f}" if p > 1 else _s(p),
+            "dollars": f"$ {p:,.2f}",
         }[name]
 
 
-#: where a ticker answer's envelope takes the answer time in milliseconds
+#: where an answer's envelope takes the answer time in milliseconds, seconds, ISO 8601
 NOW_MS = "<now ms>"
+NOW_S = "<now s>"
+NOW_ISO = "<now iso>"
+
+
+class _Fields:
+    """A row template: ``key:name`` a :meth:`_Market.value`, ``key=json`` a constant,
+    ``key%text`` a text with ``{name}`` values; a dotted key nests (``quotes.USD.price:last#``)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, template: str) -> None:
+        self.fields = [_split_field(f) for f in template.split()]
+
+    def row(self, m: _Market, into: dict[str, Any] | None = None) -> dict[str, Any]:
+        row: dict[str, Any] = {} if into is None else into
+        for path, sep, spec in self.fields:
+            if sep == "=":
+                value = orjson.loads(spec)
+            elif sep == "%":
+                value = spec.format_map(_Lookup(m))
+            else:
+                value = m.value(spec)
+            inner = row
+            for step in path[:-1]:
+                inner = inner.setdefault(step, {})
+            inner[path[-1]] = value
+        return row
+
+
+def _split_field(field: str) -> tuple[tuple[str, ...], str, str]:
+    at = min(i for i in (field.find(sep) for sep in "=%:") if i >= 0)
+    return tuple(field[:at].split(".")), field[at], field[at + 1 :]
+
+
+class _Lookup(dict[str, Any]):
+    def __init__(self, market: _Market) -> None:
+        super().__init__()
+        self.market = market
+
+    def __missing__(self, key: str) -> Any:
+        return self.market.value(key)
 
 
 @dataclass(frozen=True, slots=True)
 class _Tickers:
-    """A venue's ticker answer as data: its share of the world's volume, its row (``key:name``
-    a :meth:`_Market.value`, ``key=json`` a constant), the envelope around the rows (they go
-    where the adapter's spec reads them), and rows of markets we do not track, first."""
+    """A venue's ticker answer as data: its share of the world's volume, its row (a
+    :class:`_Fields` template), the envelope around the rows (they go where the adapter's spec
+    reads them), and rows of markets we do not track, first."""
 
     share: float
     row: str
@@ -609,32 +412,101 @@ class _Tickers:
     others: tuple[Any, ...] = ()
 
     def render(self, c: RenderContext) -> Answer:
-        fields = [f.partition("=") if "=" in f else f.partition(":") for f in self.row.split()]
+        fields = _Fields(self.row)
         rows = []
         for a, pair in _pairs(c):
             volume = c.world.volume(a.symbol) * self.share
             m = _Market(pair, c.price(a.symbol), c.open_24h(a.symbol), volume, c.now)
-            rows.append({k: orjson.loads(v) if sep == "=" else m.value(v) for k, sep, v in fields})
+            rows.append(fields.row(m))
         body = _fill(self.envelope, c.now)
-        path = _spec_rows(c.provider.family) if body is not None else ()
+        path = _spec(c.provider.family).rows if body is not None else ()
         return _json(_put(body, path, [*self.others, *rows]))
 
 
-def _spec_rows(family: str) -> tuple[str, ...]:
-    """Where the adapter's spec reads the rows (the simulator writes them there)."""
+@dataclass(frozen=True, slots=True)
+class _Coins:
+    """An aggregator's answer as data, laid out as its adapter's spec reads it: the rows at
+    ``spec.rows``, a list or (``spec.symbol`` None) an object keyed by the coin's id
+    (``spec.match``), or (``spec.single``) one row. ``row`` is a :class:`_Fields` template;
+    ``age`` how old the numbers are; ``symbol`` the coin of a one-coin answer (else the first
+    asset asked for); ``also`` more rows keyed the same at another path (path, template);
+    ``decoy`` a coin we do not track that shares the first one's symbol, as overrides of its
+    row (why the adapter matches on id)."""
+
+    row: str
+    envelope: Any = None
+    age: float = 0.0
+    symbol: str | None = None
+    also: tuple[tuple[str, str], ...] = ()
+    decoy: str | None = None
+
+    def render(self, c: RenderContext) -> Answer:
+        spec = _spec(c.provider.family)
+        fields = _Fields(self.row)
+        btc = c.world.price("BTC", c.now)
+
+        def market(rank: int, a: Asset | None, key: str, symbol: str = "") -> _Market:
+            symbol = a.symbol if a else symbol
+            return _Market(
+                key,
+                c.price(symbol),
+                c.open_24h(symbol),
+                c.world.volume(symbol),
+                c.now,
+                asset=a,
+                rank=rank,
+                cap=c.world.market_cap(symbol, c.now),
+                supply=c.world.supply(symbol),
+                btc=btc,
+                age=self.age,
+            )
+
+        body = _fill(self.envelope, c.now) or {}
+        if spec.single:
+            if self.symbol:  # always this coin, whatever was asked
+                one = next((a for a in c.assets if a.symbol == self.symbol), None)
+                m = market(1, one, self.symbol, self.symbol)
+            else:
+                m = market(1, c.assets[0], c.assets[0].symbol)
+            return _json(_put(body, spec.rows, fields.row(m)))
+        if spec.symbol is None:  # an object keyed by the coin's id
+            keyed = spec.match not in (None, "symbol")
+            markets = [
+                market(rank, a, key)
+                for rank, a in enumerate(c.assets, 1)
+                if (key := a.id_for(spec.match) if keyed and spec.match else a.symbol)
+            ]
+            for path, template in self.also:
+                extra = _Fields(template)
+                _put(body, (path,), {m.pair: extra.row(m) for m in markets})
+            return _json(_put(body, spec.rows, {m.pair: fields.row(m) for m in markets}))
+        rows = [fields.row(market(rank, a, a.symbol)) for rank, a in enumerate(c.assets, 1)]
+        if self.decoy and rows:
+            rows.append(
+                _Fields(self.decoy).row(
+                    _Market("", 0, 1, 0, c.now), orjson.loads(orjson.dumps(rows[0]))
+                )
+            )
+        return _json(_put(body, spec.rows, rows))
+
+
+def _spec(family: str) -> QuoteSpec:
+    """The adapter's spec: where it reads the rows is where the simulator writes them."""
     adapter = adapter_for(family)
-    return adapter.spec.rows if isinstance(adapter, SpecAdapter) else ()
+    if not isinstance(adapter, SpecAdapter):
+        raise TypeError(f"{family}: not a spec adapter")
+    return adapter.spec
 
 
 def _fill(template: Any, now: float) -> Any:
-    if template == NOW_MS:
-        return _ms(now)
+    if isinstance(template, str):
+        return {NOW_MS: _ms(now), NOW_S: int(now), NOW_ISO: _iso(now)}.get(template, template)
     if isinstance(template, dict):
         return {k: _fill(v, now) for k, v in template.items()}
     return template
 
 
-def _put(body: Any, path: tuple[str, ...], rows: list[Any]) -> Any:
+def _put(body: Any, path: tuple[str, ...], rows: Any) -> Any:
     if not path:
         return rows
     inner = body
@@ -716,6 +588,108 @@ _TICKERS: dict[str, _Tickers] = {
         'i:pair h:high l:low a:last v:qty vv:volume c:frac4 b:bid k:ask oi="0" t:ms',
         {"id": -1, "method": "public/get-tickers", "code": 0, "result": {}},
     ),
+}
+
+
+_PAPRIKA = _Coins(
+    "id:id@coinpaprika name:name symbol:symbol rank:rank circulating_supply:supply# "
+    'total_supply:supply# beta_value=1.02 first_data_at="2010-07-17T00:00:00Z" '
+    "last_updated:iso_s quotes.USD.price:last# quotes.USD.volume_24h:volume# "
+    "quotes.USD.market_cap:cap#0 quotes.USD.percent_change_1h=0.12 "
+    "quotes.USD.percent_change_24h:change#2 quotes.USD.percent_change_7d=-1.4",
+    age=60,
+    decoy='id="btc-bitcoin-token" name="Bitcoin\\u0020Token" rank=4120 quotes.USD.price=0.0042',
+)
+_COINCAP = _Coins(
+    "id:id@coincap rank:rank$ symbol:symbol name:name supply:supply maxSupply=null "
+    "marketCapUsd:cap volumeUsd24Hr:volume priceUsd:last changePercent24Hr:change "
+    'vwap24Hr:vwap explorer="https://blockchain.info/"',
+    {"timestamp": NOW_MS},
+)
+
+#: one row per aggregator API family, laid out as its spec in adapters/aggregators.py reads it
+#: (the one-coin answers share the list answers' rows, as their specs do)
+_COINS: dict[str, _Coins] = {
+    "coingecko_markets": _Coins(
+        "id:id@coingecko symbol:lower name:name "
+        "image%https://assets.coingecko.com/coins/images/{rank}/large/{lower}.png "
+        "current_price:last# market_cap:cap#0 market_cap_rank:rank total_volume:volume#0 "
+        "high_24h:high# low_24h:low# price_change_24h:diff# price_change_percentage_24h:change#5 "
+        "circulating_supply:supply# last_updated:iso "
+        "price_change_percentage_24h_in_currency:change#5",
+        age=30,
+    ),
+    "coingecko_simple": _Coins(
+        "usd:last# usd_market_cap:cap# usd_24h_vol:volume# usd_24h_change:change# "
+        "last_updated_at:secs",
+        age=20,
+    ),
+    "coingecko_coin": _Coins(
+        "id:id@coingecko symbol:lower name:name market_data.current_price.usd:last# "
+        "market_data.current_price.eur:last*0.92# market_data.market_cap.usd:cap# "
+        "market_data.total_volume.usd:volume# market_data.price_change_percentage_24h:change# "
+        "community_data.twitter_followers=6500000 community_data.reddit_subscribers=6200000 "
+        "last_updated:iso",
+        age=15,
+    ),
+    "coinmarketcap_quotes": _Coins(
+        "id:rank name:name symbol:symbol cmc_rank:rank last_updated:iso quote.USD.price:last# "
+        "quote.USD.volume_24h:volume# quote.USD.percent_change_24h:change# "
+        "quote.USD.market_cap:cap# quote.USD.last_updated:iso",
+        {
+            "status": {
+                "timestamp": NOW_ISO,
+                "error_code": 0,
+                "error_message": None,
+                "elapsed": 12,
+                "credit_count": 1,
+            }
+        },
+        age=40,
+    ),
+    "cryptocompare_pricemultifull": _Coins(
+        'USD.TYPE="5" USD.MARKET="CCCAGG" USD.FROMSYMBOL:symbol USD.TOSYMBOL="USD" '
+        "USD.PRICE:last# USD.LASTUPDATE:secs USD.CHANGEPCT24HOUR:change# "
+        "USD.VOLUME24HOURTO:volume*0.4# USD.TOTALVOLUME24HTO:volume# USD.MKTCAP:cap#",
+        age=5,
+        also=(("DISPLAY", "USD.PRICE:dollars"),),
+    ),
+    "coinpaprika_tickers": _PAPRIKA,
+    "coinpaprika_ticker": _PAPRIKA,
+    "coincap_assets": _COINCAP,
+    "coincap_asset": _COINCAP,
+    "coinlore_tickers": _Coins(
+        "id:id@coinlore symbol:symbol name:name nameid:id@coingecko rank:rank price_usd:money "
+        'percent_change_24h:change~2 percent_change_1h="0.11" percent_change_7d="-2.30" '
+        "price_btc:btc market_cap_usd:cap~2 volume24:volume# volume24a:volume*0.9# "
+        'csupply:supply~2 tsupply:supply msupply=""',
+        {"info": {"coins_num": 12742, "time": NOW_S}},
+    ),
+    "messari_metrics": _Coins(
+        'id="1e31218a-e44e-4285-820c-8282ee222035" symbol:symbol name:name slug:slug '
+        "market_data.price_usd:last# market_data.volume_last_24_hours:volume# "
+        "market_data.real_volume_last_24_hours:volume*0.3# "
+        "market_data.percent_change_usd_last_24_hours:change# "
+        "marketcap.current_marketcap_usd:cap#",
+        {"status": {"elapsed": 9, "timestamp": NOW_ISO}},
+    ),
+    "coinapi_exchangerate": _Coins(
+        'time:iso7 asset_id_base:symbol asset_id_quote="USD" rate:last#', age=1, symbol="BTC"
+    ),
+    "dia_quotation": _Coins(
+        'Symbol:symbol Name="Bitcoin" Address="0x0000000000000000000000000000000000000000" '
+        'Blockchain="Bitcoin" Price:last# PriceYesterday:open# VolumeYesterdayUSD:volume# '
+        f'Time:iso Source="diadata.org" Signature="0x{"ab" * 65}"',
+        age=30,
+        symbol="BTC",
+    ),
+    "coinstats_coins": _Coins(
+        "id:id@coingecko icon%https://static.coinstats.app/coins/{lower}.png name:name "
+        "symbol:symbol rank:rank price:last# priceBtc:btc# volume:volume# marketCap:cap# "
+        "availableSupply:supply# totalSupply:supply# priceChange1h=0.2 priceChange1d:change#2 "
+        "priceChange1w=-1.1",
+    ),
+    "defillama_prices": _Coins("price:last# symbol:symbol timestamp:secs confidence=0.99", age=10),
 }
 
 
@@ -1046,22 +1020,8 @@ def _graphql_probe(c: RenderContext) -> Answer:
 
 
 RENDERERS: dict[str, Callable[[RenderContext], Answer]] = {
-    "coingecko_markets": _coingecko_markets,
-    "coingecko_simple": _coingecko_simple,
-    "coingecko_coin": _coingecko_coin,
-    "coinmarketcap_quotes": _coinmarketcap,
-    "cryptocompare_pricemultifull": _cryptocompare_full,
+    **{family: coins.render for family, coins in _COINS.items()},
     "cryptocompare_histominute": _cryptocompare_histo,
-    "coinpaprika_tickers": _paprika_tickers,
-    "coinpaprika_ticker": _paprika_ticker,
-    "coincap_assets": _coincap_assets,
-    "coincap_asset": _coincap_asset,
-    "coinlore_tickers": _coinlore,
-    "messari_metrics": _messari,
-    "coinapi_exchangerate": _coinapi,
-    "dia_quotation": _dia,
-    "coinstats_coins": _coinstats,
-    "defillama_prices": _defillama_prices,
     "binance_klines": _binance_klines,
     "kraken_ticker": _kraken,
     "coinbase_stats": _coinbase_stats,

@@ -24,8 +24,10 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import orjson
+
 from pricewire_common.encoding import dumps
-from pricewire_contracts import ProviderHealth, StreamHealth, StreamTick, utc_timestamp
+from pricewire_contracts import ProviderHealth, StreamHealth, utc_timestamp
 
 from ..catalog import Catalog
 from ..quotes import PriceQuote
@@ -37,7 +39,7 @@ from .protocol import Tick
 if TYPE_CHECKING:
     from ..engine import IngestEngine
 
-__all__ = ["StreamIngest", "stream_provider_id"]
+__all__ = ["StreamIngest", "encode_tick", "stream_provider_id"]
 
 log = logging.getLogger("pricewire.ingest.stream")
 
@@ -98,23 +100,18 @@ class StreamIngest:
         self._ticked: dict[str, float] = {}  #: engine clock of the last tick
         self._scheduled: set[str] = set()
         self._flushing: set[asyncio.Task[None]] = set()
+        self._tick_subjects: dict[tuple[str, str], str] = {}
+        engine.add_health_source(self.snapshot)
 
     # -- ticks --------------------------------------------------------------------------
     async def on_tick(self, tick: Tick) -> None:
         engine = self.engine
         if self.settings.stream_publish_ticks:
-            event = StreamTick(
-                venue=tick.venue,
-                symbol=tick.symbol,
-                pair=tick.pair,
-                price=tick.price,
-                exchange_ts=tick.exchange_ts,
-                received_at=round(tick.received_at, 6),
-                volume_24h=tick.volume_24h,
-                change_24h=tick.change_24h,
-                sequence=tick.sequence,
-            )
-            await engine._publish("tick", self.subjects.tick(tick.venue, tick.symbol), dumps(event))
+            key = (tick.venue, tick.symbol)
+            subject = self._tick_subjects.get(key)
+            if subject is None:
+                subject = self._tick_subjects[key] = self.subjects.tick(*key)
+            await engine.publish("tick", subject, encode_tick(tick))
         engine.book.add([self.quote(tick)])
         self._ticked[tick.symbol] = engine.clock()
         await self._recompute(tick.symbol)
@@ -212,6 +209,10 @@ class StreamIngest:
             stream=_stream_health(status),
         )
 
+    def snapshot(self) -> list[ProviderHealth]:
+        """Every venue's stream as a ``<venue>_stream`` row (the engine's ``/providers``)."""
+        return [self.health(status) for status in self.manager.statuses()]
+
     async def publish_health(self, *, force: bool = False) -> None:
         for status in self.manager.statuses():
             key = (status.state, status.reason)
@@ -220,7 +221,7 @@ class StreamIngest:
             self._reported[status.venue] = key
             health = self.health(status)
             subject = self.subjects.provider_health(health.provider_id)
-            await self.engine._publish("health", subject, dumps(health))
+            await self.engine.publish("health", subject, dumps(health))
 
     async def _health_loop(self, stop: asyncio.Event) -> None:
         last_full = float("-inf")
@@ -248,6 +249,32 @@ class StreamIngest:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.manager.run(stop))
             group.create_task(self._health_loop(stop))
+
+
+def encode_tick(tick: Tick) -> bytes:
+    """The tick as ``StreamTick`` JSON, written directly: the protocol already checked the
+    price (finite, positive), so the model's validation would only cost time on every tick.
+
+    >>> from pricewire_contracts import StreamTick
+    >>> t = Tick("binance", "BTC", "BTCUSDT", 101.5, received_at=1.25, sequence=7)
+    >>> StreamTick.model_validate_json(encode_tick(t)).price
+    101.5
+    >>> encode_tick(t) == dumps(StreamTick(venue="binance", symbol="BTC", pair="BTCUSDT",
+    ...     price=101.5, received_at=1.25, sequence=7))
+    True
+    """
+    event = {
+        "venue": tick.venue,
+        "symbol": tick.symbol,
+        "pair": tick.pair,
+        "price": tick.price,
+        "exchange_ts": tick.exchange_ts,
+        "received_at": round(tick.received_at, 6),
+        "volume_24h": tick.volume_24h,
+        "change_24h": tick.change_24h,
+        "sequence": tick.sequence,
+    }
+    return orjson.dumps({k: v for k, v in event.items() if v is not None})
 
 
 def _stream_health(status: VenueStatus) -> StreamHealth:

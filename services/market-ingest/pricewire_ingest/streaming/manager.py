@@ -34,6 +34,8 @@ from typing import Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from pricewire_common.ratelimit import TokenBucket
+
 from . import metrics
 from .protocol import Frame, Tick, VenueProtocol
 from .sequence import SequenceTracker, full_jitter
@@ -117,19 +119,18 @@ class _Counts:
 
 
 class _Pacer:
-    """At most ``rate_per_s`` events per second, evenly spaced (no burst)."""
+    """At most ``rate_per_s`` events per second, evenly spaced (a token bucket with no burst);
+    a rate of 0 paces nothing."""
 
     def __init__(self, rate_per_s: float, clock: Callable[[], float]) -> None:
-        self.gap_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
         self.clock = clock
-        self._next = float("-inf")
+        self._bucket = (
+            TokenBucket(rate=rate_per_s, burst=1, now=clock()) if rate_per_s > 0 else None
+        )
 
     async def wait(self) -> None:
-        now = self.clock()
-        at = max(now, self._next)
-        self._next = at + self.gap_s
-        if at > now:
-            await asyncio.sleep(at - now)
+        if self._bucket is not None and (delay := self._bucket.reserve(self.clock())) > 0:
+            await asyncio.sleep(delay)
 
 
 class _SessionEnd(Exception):
