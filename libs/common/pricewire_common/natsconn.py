@@ -72,11 +72,9 @@ class NatsLink:
         """True while connected, and through a short outage; false past ``max_outage_s``."""
         if self.is_connected:
             return True
-        return (
-            self._down_since is not None
-            and self.connected.is_set()
-            and self.outage_s() < max_outage_s
-        )
+        # Between the client noticing the drop and its disconnected callback, ``_down_since``
+        # is not set yet: the outage has just begun (outage_s() is 0), not "not ready".
+        return self.connected.is_set() and self.outage_s() < max_outage_s
 
     async def close(self) -> None:
         """Drain (finish in-flight messages, flush publishes) then close."""

@@ -42,3 +42,21 @@ async def test_link_survives_a_broker_restart_and_readiness_follows_the_outage(
         await asyncio.sleep(0.05)
     assert link.is_connected
     await link.close()
+
+
+async def test_readiness_holds_from_the_first_moment_of_an_outage(nats_server: NatsServer) -> None:
+    """Between the client seeing the drop and its disconnected callback, the link is still
+    within its tolerated outage: a /ready probe in that window must not fail (it did: 503)."""
+    link = NatsLink(ServiceSettings(nats_url=nats_server.url, nats_reconnect_wait_s=0.1), name="t")
+    await link.connect()
+    nats_server.kill()
+    seen: list[bool] = []
+    for _ in range(20_000):
+        if not link.is_connected:
+            seen.append(link.ready(max_outage_s=60))
+            if len(seen) > 50:
+                break
+        await asyncio.sleep(0)
+    assert seen and all(seen)
+    nats_server.start()
+    await link.close()
