@@ -50,6 +50,10 @@ async def test_dashboard_shows_prices_and_provider_health_from_the_edge(
     change = btc.locator(".change")
     assert (await change.get_attribute("class") or "").split()[-1] in ("up", "down")
     assert int((await btc.locator("td.sources").text_content()) or "0") >= 3
+    # on hover: the upstreams that voted, and the consensus interval
+    voters = (await btc.locator("td.sources").get_attribute("title") or "").split("، ")
+    assert len(voters) >= 3 and voters == sorted(set(voters))
+    assert (await btc.locator("td.spread").get_attribute("title") or "").startswith("± ")
     # The sparkline is drawn from live updates: several points after a few ticks.
     await page.wait_for_function(
         "() => document.querySelector('#price-row-BTC polyline').getAttribute('points')"

@@ -118,12 +118,17 @@ class ScriptedUpstream:
     async def publish_prices(self) -> None:
         for symbol in self.prices:
             self.prices[symbol] *= 1 + self.rng.gauss(0, 0.002)
+            price = round(self.prices[symbol], 6)
+            venues = sorted(self.rng.sample(VENUES, self.rng.randint(3, len(VENUES))))
             data = PriceData(
                 symbol=symbol,
-                price=round(self.prices[symbol], 6),
+                price=price,
                 change_24h=self._change(symbol),
-                sources=self.rng.randint(3, 9),
+                sources=len(venues),
+                venues=venues,
                 spread_pct=round(self.rng.uniform(0.01, 0.4), 3),
+                confidence=round(price * 0.0006, 6),
+                confidence_pct=0.06,
                 stale=False,
             )
             await self.nc.publish(self.subjects.price(symbol), dumps(PriceUpdate(data=data)))
@@ -249,6 +254,20 @@ async def _main(url: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_main(sys.argv[1] if len(sys.argv) > 1 else "nats://127.0.0.1:4222"))
+
+
+#: The upstreams the scripted consensus names as its voters.
+VENUES = [
+    "binance",
+    "bitstamp",
+    "coinbase",
+    "coingecko",
+    "kraken",
+    "kucoin",
+    "okx",
+    "bybit",
+    "gemini",
+]
 
 
 def _chain_node(provider_id: str) -> dict[str, Any]:

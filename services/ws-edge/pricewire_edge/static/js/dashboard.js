@@ -134,6 +134,8 @@
     pushPrice(c, d.price);
     if (typeof d.change_24h === 'number') c.change = d.change_24h;
     if (typeof d.sources === 'number') c.sources = d.sources;
+    if (Array.isArray(d.venues)) c.venues = d.venues;
+    if (typeof d.confidence === 'number') c.confidence = d.confidence;
     c.spread = typeof d.spread_pct === 'number' ? d.spread_pct : c.spread;
     c.stale = !!d.stale;
     c.updatedAt = typeof d.updated_at === 'number' ? d.updated_at : (parseServerTime(msg.timestamp) || new Date()).getTime() / 1000;
@@ -294,6 +296,9 @@
     cells.change.textContent = formatChange(c.change);
     cells.change.className = 'change ' + changeClass(c.change);
     cells.sources.textContent = c.sources === null ? '—' : String(c.sources);
+    // Which upstreams voted, and how sure the consensus is (docs/consensus.md), on hover.
+    cells.sources.title = c.venues ? c.venues.join('، ') : '';
+    cells.spread.title = typeof c.confidence === 'number' ? '± ' + formatPrice(c.confidence) + ' USD' : '';
     cells.spread.textContent = typeof c.spread === 'number' ? fmt(c.spread, 2, 3) + '%' : '—';
     cells.stale.hidden = !c.stale;
     if (c.flash) {
