@@ -496,11 +496,16 @@ class Bench:
             time.sleep(plan.idle_settle_s)
             rss0 = rss_kib(target.pid)
             spy = self.start_profile(target, "connect")
+            cpu0 = cpu_seconds(target.pid)
             c = self.connect(target, plan.idle_clients)
+            cpu1 = cpu_seconds(target.pid)
             self.stop_profile(spy, "connect")
             time.sleep(plan.idle_settle_s)
             rss1 = rss_kib(target.pid)
             notes = [f"RSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} MiB"]
+            if c.ready:
+                # the server's own CPU per client set up (contention does not inflate it much)
+                notes.append(f"set-up CPU {(cpu1 - cpu0) / c.ready * 1e6:.0f} us/client")
             if c.failed:
                 notes.append(f"{c.failed} failed {c.errors}")
             if c.ready_s is not None:

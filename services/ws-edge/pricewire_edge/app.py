@@ -22,9 +22,10 @@ import uuid
 from nats.js.kv import KeyValue
 
 from pricewire_common.natsconn import NatsLink
-from pricewire_contracts import ClientType, CloseCode, EdgeReport, Group
+from pricewire_contracts import DATA_GROUPS, ClientType, CloseCode, EdgeReport, Group
 
 from .auth import create_authenticator
+from .channels import Channel
 from .connection import Connection
 from .fanout import Fanout
 from .flusher import Flusher
@@ -63,7 +64,11 @@ class EdgeApp:
         self.backlog_messages = settings.backlog_messages
         self.authn = create_authenticator(settings.auth)
         self.conn_limiter = settings.limits.connection_limiter()
-        self.index: SubscriptionIndex[Connection] = SubscriptionIndex()
+        # each data group's whole-group receivers share one batch per loop turn (channels.py)
+        self.channels = {g: Channel(g) for g in DATA_GROUPS}
+        self.index: SubscriptionIndex[Connection] = SubscriptionIndex(
+            whole=dict[Group, set[Connection]](self.channels)
+        )
         connections: set[Connection] = set()
         self.ledger = SessionLedger(
             edge_id=self.edge_id,
@@ -147,6 +152,8 @@ class EdgeApp:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.flusher = self.fanout.flusher = Flusher(loop)
+        for channel in self.channels.values():
+            channel.flusher = self.flusher
         tls = self._tls_context()
         self.server = await loop.create_server(
             lambda: Connection(self), self.settings.host, self.settings.port, ssl=tls, backlog=4096
@@ -160,10 +167,12 @@ class EdgeApp:
         await self.authn.start()
         background = (
             self.fanout.connect(),
-            self.fanout.heartbeats(),
+            # once per period to every connection, a slice at a time (rota.py)
+            self.sessions.rota.every(self.settings.heartbeat_interval_s, self.fanout.heartbeat),
+            self.sessions.rota.every(self.limits.ping_interval_s, self.sessions.ping),
+            self.sessions.rota.every(1.0, self.sessions.check),
             self.sessions.reports(),
             self.sessions.sweep(),
-            self.sessions.pings(),
         )
         for coro in background:
             task = asyncio.create_task(coro)

@@ -13,6 +13,7 @@ Callers pass the peer address and the request headers; nothing here reads a sock
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPV6_LIMIT_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def limit_key(ip: str) -> str:
     """The key connections are counted under: the address, or its /64 for IPv6."""
     try:
@@ -57,9 +59,18 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 def _header_values(headers: Headers, name: str) -> list[str]:
+    get_all = getattr(headers, "get_all", None)  # websockets' Headers: a case-blind lookup
+    if get_all is not None:
+        return list(get_all(name))
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
     return [value for key, value in pairs if key.lower() == wanted]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_peer(peer: str) -> IPAddress | None:
+    """A socket's peer address, parsed once per address (twice per connection otherwise)."""
+    return _parse_ip(peer)
 
 
 def _parse_ip(text: str) -> IPAddress | None:
@@ -91,7 +102,7 @@ def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[IPNe
     while an untrusted hop stands between them and us. A malformed entry stops the walk at the
     last address a trusted proxy vouched for.
     """
-    peer_address = _parse_ip(peer) if peer else None
+    peer_address = _parse_peer(peer) if peer else None
     if peer_address is None:
         return peer or "unknown"
     if not _trusted(peer_address, trusted_proxies):
@@ -114,7 +125,7 @@ def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[IPNe
 
 def trusted_peer(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:
     """Whether ``peer`` is a trusted proxy (whose clients are known only from the request)."""
-    address = _parse_ip(peer) if peer else None
+    address = _parse_peer(peer) if peer else None
     return address is not None and _trusted(address, trusted_proxies)
 
 

@@ -4,7 +4,10 @@ The websockets library's ``ServerProtocol`` parses the HTTP request, the handsha
 client's frames; this class only moves bytes. Outgoing data frames bypass it: the fan-out hands
 every connection the same pre-built frame (:func:`~pricewire_edge.protocol.text_frame`), the
 connection appends it to a list, and the :class:`~pricewire_edge.flusher.Flusher` writes each
-connection's list with one ``writelines`` per event-loop turn.
+connection's list with one ``writelines`` per event-loop turn. A whole data group's frames are
+not even appended per connection: they wait in the group's shared batch
+(:mod:`.channels`), and anything this connection is sent on its own first takes its share of
+that batch (:meth:`Connection.take_shared`), so its frames keep their order.
 
 A client whose socket stops draining (``pause_writing``) is *conflated*, and a subscription's
 ``max_rate_hz`` throttles it (both in :mod:`.conflation`). A client stuck for
@@ -32,7 +35,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
@@ -44,12 +47,14 @@ from websockets.typing import Subprotocol
 from pricewire_contracts import ClientType
 
 from .auth import AuthSession, select_subprotocol
-from .conflation import Conflation
 from .flusher import Flusher
 from .frame_keys import FrameKey, Stream
 from .limits import ConnectionLimiter, LimitsSettings, MessageRateLimiter, Refusal
 from .metrics import HANDSHAKES_REFUSED, SLOW_CLIENT_CONFLATIONS
-from .protocol import text_frame
+from .outbox import Outbox
+
+if TYPE_CHECKING:
+    from .channels import Channel
 
 __all__ = ["Connection", "ConnectionOwner", "Flusher"]
 
@@ -93,7 +98,7 @@ _protocol_log = logging.getLogger("pricewire.edge.protocol")
 _protocol_log.setLevel(logging.WARNING)
 
 
-class Connection(Conflation, asyncio.Protocol):
+class Connection(Outbox, asyncio.Protocol):
     """Server side of one TCP connection: plain HTTP (static, health) or a WebSocket."""
 
     __slots__ = (
@@ -102,7 +107,6 @@ class Connection(Conflation, asyncio.Protocol):
         "auth",
         "client_ip",
         "client_type",
-        "closing",
         "committed",
         "connected_at",
         "counted",
@@ -111,15 +115,14 @@ class Connection(Conflation, asyncio.Protocol):
         "ip_key",
         "last_activity",
         "last_seen",
-        "marked",
         "owner",
         "paused",
         "paused_at",
-        "pending",
         "rate",
         "refusal",
         "refused",
         "resume_hash",
+        "rota",
         "session_id",
         "transport",
         "user",
@@ -138,6 +141,9 @@ class Connection(Conflation, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.marked = False
+        # the data groups' shared batches it is a member of (see channels.py)
+        self.channels: list[Channel] = []
+        self.rota = -1  # its slot for pings and heartbeats (see rota.py)
         self.paused = False
         self.paused_at = 0.0
         self.latest: dict[FrameKey, tuple[int, bytes]] = {}
@@ -216,7 +222,7 @@ class Connection(Conflation, asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._handshake_timer = self._abort_timer = None
-        self.closing = True
+        self._set_closing()
         self.owner.on_close(self)
         if self.counted:
             self.counted = False
@@ -260,10 +266,12 @@ class Connection(Conflation, asyncio.Protocol):
         self.paused_at = time.monotonic()
         self.owner.slow.add(self)
         SLOW_CLIENT_CONFLATIONS.inc()
+        self.refresh_channels()
 
     def resume_writing(self) -> None:
         self.paused = False
         self.owner.slow.discard(self)
+        self.refresh_channels()
         if self.closing:
             return
         if self.replaced or self.dropped or self.latest or self.backlog:
@@ -279,8 +287,8 @@ class Connection(Conflation, asyncio.Protocol):
                 self.owner.on_request(self, event)
             elif isinstance(event, Frame):
                 self._on_frame(event)
-        if self.ws.state is State.CLOSING or self.ws.state is State.CLOSED:
-            self.closing = True  # the client's Close was answered: no frame may follow
+        if (self.ws.state is State.CLOSING or self.ws.state is State.CLOSED) and not self.closing:
+            self._set_closing()  # the client's Close was answered: no frame may follow
         self.write_protocol_output()
 
     def _on_frame(self, frame: Frame) -> None:
@@ -306,61 +314,23 @@ class Connection(Conflation, asyncio.Protocol):
     def is_open(self) -> bool:
         return self.ws.state is State.OPEN and self.transport is not None
 
-    def send(self, frame: bytes, key: FrameKey | None = None, seq: int = 0) -> None:
-        """Queue one pre-built data frame (the fan-out's hot path: no await, no copy).
-
-        ``key`` names what a newer frame may replace for a slow or throttled client
-        (``None``: nothing; such a frame waits in a slow client's bounded backlog).
-        """
-        if self.closing:
-            return
-        if self.paused:
-            self._conflate(frame, key, seq)
-            return
-        if key is not None and self.throttle and self._throttled(frame, key, seq):
-            return
-        self.pending.append(frame)
-        if not self.marked:
-            self.marked = True
-            self.owner.flusher.mark(self)
-
-    def send_now(self, payload: bytes) -> None:
-        """A reply or error to this client: written now, never throttled, never held back.
-
-        A slow client's data waits in its conflation backlog; its replies do not queue behind
-        that data (they are bounded by the message rate limit, not by the backlog).
-        """
-        self.send_control(text_frame(payload))
-
-    def send_control(self, frame: bytes) -> None:
-        """A frame that skips throttling and conflation (the server's ping): queued now."""
-        if self.closing:
-            return
-        self.pending.append(frame)
-        if not self.marked:
-            self.marked = True
-            self.owner.flusher.mark(self)
-
-    def flush(self) -> None:
-        self.marked = False
-        transport = self.transport
-        if not self.pending or transport is None:
-            self.pending.clear()
-            return
-        if len(self.pending) == 1:
-            transport.write(self.pending[0])
-        else:
-            transport.writelines(self.pending)
-        self.pending.clear()
-
-    def write_protocol_output(self) -> None:
+    def write_protocol_output(self, *, now: bool = True) -> None:
+        """What the protocol has to send (a response, a pong, a Close frame), after what is
+        queued. ``now=False``: at the end of this loop turn, with what follows it in this turn
+        (the 101 and the ``welcome`` in one write)."""
         transport = self.transport
         if transport is None:
             return
+        if self.channels and not self.closing:
+            self.take_shared()
         for data in self.ws.data_to_send():
             if data:
                 self.pending.append(data)
-                self.flush()
+                if now:
+                    self.flush()
+                elif not self.marked:
+                    self.marked = True
+                    self.owner.flusher.mark(self)
             else:  # the protocol says: end of stream
                 self.flush()
                 transport.close()
@@ -370,7 +340,7 @@ class Connection(Conflation, asyncio.Protocol):
         queued and ahead of a slow client's backlog (dropped, like any later frame). The socket
         is aborted ``close_grace_s`` later if the client has not answered."""
         if self.ws.state is State.OPEN:
-            self.closing = True
+            self._set_closing()
             self._discard_held()
             self.held.clear()
             with contextlib.suppress(InvalidState):

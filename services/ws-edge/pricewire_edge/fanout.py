@@ -6,7 +6,9 @@ Data flow for one market-data message::
       -> seq added, JSON encoded once, WebSocket frame built once   (Fanout.on_data)
       -> kept in the group's history                                (history.GroupHistory)
       -> receivers found in the subscription index                  (subscriptions)
-      -> frame appended to each receiver's list, flushed once per loop turn (flusher)
+      -> appended once to the group's shared batch; the group's
+         paused, throttled or symbol-narrowed receivers get it one by one (channels)
+      -> written once per connection per loop turn                  (flusher)
 
 :class:`Fanout` connects to NATS, owns the JetStream handle, the subscriptions KV bucket, the
 per-group histories and the last provider stats, and counts every frame sent (fanned out, or
@@ -15,7 +17,6 @@ replied to one client with :meth:`Fanout.reply`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from pricewire_common.streams import ensure_kv, ensure_streams
 from pricewire_contracts import DATA_GROUPS, ErrorMessage, Group, Heartbeat
 
 from . import metrics as m
+from .channels import Channel
 from .connection import Connection
 from .flusher import Flusher
 from .frame_keys import (
@@ -179,10 +181,19 @@ class Fanout:
             return  # malformed, or a replay of something already delivered (consumer recreated)
         symbol = item.symbol
         key = price_key(symbol) if symbol else (MARKET_KEY if group is Group.MARKET else None)
-        # the common case, nobody narrowed to symbols: the group's set itself, no generator
-        narrowed = symbol is not None and symbol in self.index.by_symbol
-        receivers = self.index.receivers(group, symbol) if narrowed else self.index.whole[group]
-        self.fanout(receivers, item.frame, key, seq)
+        whole = self.index.whole[group]
+        if isinstance(whole, Channel):
+            # the whole group's receivers: one append to its shared batch (see channels.py)
+            n = whole.publish(item.frame, key, seq)
+            self.messages_sent += n
+            m.MESSAGES_SENT.inc(n)
+            narrowed = self.index.by_symbol.get(symbol) if symbol is not None else None
+            if narrowed:
+                self.fanout([c for c in narrowed if c not in whole], item.frame, key, seq)
+        else:
+            narrowed_to = symbol is not None and symbol in self.index.by_symbol
+            receivers = self.index.receivers(group, symbol) if narrowed_to else whole
+            self.fanout(receivers, item.frame, key, seq)
         m.FANOUT_MESSAGES.labels(group.value).inc()
         m.FANOUT_LATENCY.observe(time.perf_counter() - started)
 
@@ -193,8 +204,8 @@ class Fanout:
         mark = self.flusher.mark
         for conn in receivers:
             n += 1
-            if conn.paused or conn.throttle or conn.closing:
-                conn.send(frame, key, seq)
+            if conn.paused or conn.throttle or conn.closing or conn.channels:
+                conn.send(frame, key, seq)  # (a channel member: its share goes first)
                 continue
             conn.pending.append(frame)  # Connection.send's fast path, inlined: the hot loop
             if not conn.marked:
@@ -216,10 +227,9 @@ class Fanout:
         receivers = self.connections if group is Group.ALL else self.index.receivers(group)
         self.fanout(receivers, frame, None)
 
-    async def heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval_s)
-            self.fanout(self.connections, text_frame(dumps(Heartbeat())), HEARTBEAT_KEY)
+    def heartbeat(self, conns: list[Connection]) -> None:
+        """A heartbeat to one slot of the rota (each client once per ``heartbeat_interval_s``)."""
+        self.fanout(conns, text_frame(dumps(Heartbeat())), HEARTBEAT_KEY)
 
     # -- one client ---------------------------------------------------------------------
     def reply(self, conn: Connection, payload: bytes) -> None:

@@ -28,7 +28,6 @@ from pricewire_contracts import (
     PingRequest,
     PongMessage,
     ResumeRequest,
-    Subscribed,
     SubscribeRequest,
     Unsubscribed,
     UnsubscribeRequest,
@@ -42,6 +41,7 @@ from .fanout import Fanout
 from .frame_keys import THROTTLED, Stream
 from .limits import RateDecision, subscription_weight
 from .protocol import ProtocolError, parse_client_message
+from .record_writer import RecordWriter
 from .resume import Resumer, groups_of, subscriptions_record
 from .sessions import Sessions
 from .settings import EdgeSettings
@@ -79,6 +79,10 @@ class ClientHandlers:
         self.fanout = fanout
         self.sessions = sessions
         self.stats = stats
+        # one KV write per session per loop turn, acknowledged without a task per write
+        self.records: RecordWriter[Connection] = RecordWriter(
+            sessions.ledger.publisher, self._record
+        )
         self.resumer = Resumer(link=link, index=index, fanout=fanout, sessions=sessions, subs=self)
 
     def on_message(self, conn: Connection, data: bytes) -> None:
@@ -212,7 +216,7 @@ class ClientHandlers:
         self.index.subscribe(conn, sub)
         self.apply_throttle(conn)
         self.save_subscriptions(conn)
-        self.fanout.reply(conn, dumps(Subscribed(group=request.group, symbols=request.symbols)))
+        self.fanout.reply(conn, self.sessions.replies.subscribed(request.group, request.symbols))
         self.send_snapshot(conn, sub)
 
     def apply_throttle(self, conn: Connection) -> None:
@@ -225,27 +229,37 @@ class ClientHandlers:
                 )
                 for kind in kinds:
                     conn.throttle[kind] = max(conn.throttle.get(kind, 0.0), 1.0 / sub.max_rate_hz)
+        conn.refresh_channels()  # throttled: its frames go one by one through send()
 
     def save_subscriptions(self, conn: Connection) -> None:
         """Keep the session in KV (owner, token digest, subscriptions) so any edge can resume it."""
         kv = self.fanout.subscriptions_kv
         if kv is None or not self.link.is_connected:
             return
+        if not self.records.prefix:
+            bucket = self.settings.subjects.subscriptions_bucket
+            self.records.prefix = str(getattr(kv, "_pre", f"$KV.{bucket}."))
+        self.records.save(conn)  # written at the end of this loop turn, once
+
+    def _record(self, conn: Connection) -> bytes:
         subs = list(self.index.subscriptions(conn).values())
-        record = subscriptions_record(conn.user, conn.resume_hash, subs)
-        spawn(kv.put(conn.session_id, orjson.dumps(record)))
+        return orjson.dumps(subscriptions_record(conn.user, conn.resume_hash, subs))
+
+    async def records_landed(self, session_id: str) -> None:
+        """Every write of this session's record so far is stored (or given up on)."""
+        await self.records.landed(session_id, self.sessions.ledger.ack_timeout_s)
 
     def send_snapshot(self, conn: Connection, sub: Subscription) -> None:
         symbols = sub.symbols
         groups = [g for g in groups_of(sub.group) if sub.only is None or g in sub.only]
         history = self.fanout.history
         provider_stats = self.fanout.provider_stats
-        n = 0
+        frames: list[bytes] = []
         for g in groups:
-            for item in history[g].snapshot(symbols if g is Group.PRICES else None):
-                conn.send(item.frame, None, item.seq)
-                n += 1
+            frames.extend(
+                item.frame for item in history[g].snapshot(symbols if g is Group.PRICES else None)
+            )
             if g is Group.MARKET and provider_stats is not None:
-                conn.send(provider_stats)
-                n += 1
-        self.fanout.count_sent(n)
+                frames.append(provider_stats)
+        conn.send_many(frames)  # never throttled (no key); a slow client's backlog keeps them
+        self.fanout.count_sent(len(frames))

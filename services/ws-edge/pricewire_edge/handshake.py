@@ -66,7 +66,7 @@ class Handshakes:
             return
         response = conn.ws.accept(request)
         conn.ws.send_response(response)
-        conn.write_protocol_output()  # the 101 goes out before the welcome
+        conn.write_protocol_output(now=False)  # the 101, then the welcome: one write
         if response.status_code != 101:
             m.HANDSHAKES_REFUSED.labels("bad_handshake").inc()
             return
@@ -104,6 +104,9 @@ class Handshakes:
         if self.draining():
             return 503, "draining", "the edge is draining; reconnect to another one"
         headers = request.headers
-        if not self.settings.limits.origin_allowed(headers.get("Origin"), headers.get("Host")):
+        # get_all: most clients send no Origin, and Headers.get pays a KeyError for that
+        origins = headers.get_all("Origin")
+        origin = origins[0] if len(origins) == 1 else headers.get("Origin") if origins else None
+        if not self.settings.limits.origin_allowed(origin, headers.get("Host")):
             return 403, "origin", "origin not allowed"
         return None

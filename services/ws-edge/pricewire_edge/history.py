@@ -34,6 +34,9 @@ class GroupHistory:
         #: Every message after this seq was seen. The first messages an edge loads are only the
         #: last value per subject (a snapshot, with gaps); the ring is complete from here on.
         self.complete_after = 0
+        #: the whole group's snapshot, kept until the next message (a connect storm asks it
+        #: thousands of times between two messages)
+        self._snapshot: list[Stored] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -49,6 +52,7 @@ class GroupHistory:
             return False
         self.ring.append(item)
         self.latest[item.symbol] = item
+        self._snapshot = None
         return True
 
     def covers(self, after_seq: int) -> bool:
@@ -70,6 +74,13 @@ class GroupHistory:
 
     def snapshot(self, symbols: frozenset[str] | None = None) -> list[Stored]:
         """The current state of the group: latest per symbol (prices, market) or the tail."""
+        if symbols is None:
+            if self._snapshot is None:
+                self._snapshot = self._build_snapshot(None)
+            return list(self._snapshot)
+        return self._build_snapshot(symbols)
+
+    def _build_snapshot(self, symbols: frozenset[str] | None) -> list[Stored]:
         if self.group in (Group.NEWS, Group.ALERTS):
             items: Iterable[Stored] = list(self.ring)[-self.tail :] if self.tail else []
         else:

@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, PrivateAttr, model_validator
 
 from pricewire_contracts import CloseCode
 
@@ -56,6 +56,10 @@ __all__ = [
 
 def _loopback() -> list[IPNetwork]:
     return [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+
+#: Peer addresses whose trust and printed form are kept (cleared when full).
+_PEERS_KEPT = 4096
 
 
 class LimitsSettings(BaseModel):
@@ -159,6 +163,9 @@ class LimitsSettings(BaseModel):
         ),
     )
 
+    #: peer address -> (a trusted proxy?, the address as the limits count it)
+    _peers: dict[str, tuple[bool, str]] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _check(self) -> LimitsSettings:
         if self.max_connections_per_ip > self.max_connections:
@@ -171,11 +178,28 @@ class LimitsSettings(BaseModel):
         return origin_allowed(origin, host, allowed=self.allowed_origins)
 
     def client_ip(self, peer: str | None, headers: Headers) -> str:
+        if peer:
+            trusted, printed = self._peer(peer)
+            if not trusted:
+                return printed  # the common case: the peer is the client
         return client_ip(peer, headers, self.trusted_proxies)
 
     def trusted_peer(self, peer: str | None) -> bool:
         """Whether ``peer`` is a trusted proxy (whose clients are known only from the request)."""
-        return trusted_peer(peer, self.trusted_proxies)
+        return bool(peer) and self._peer(peer or "")[0]
+
+    def _peer(self, peer: str) -> tuple[bool, str]:
+        """(a trusted proxy?, the address as printed), asked twice per connection: kept."""
+        private = self.__pydantic_private__  # not self._peers: pydantic's __getattr__ is slow
+        assert private is not None
+        peers: dict[str, tuple[bool, str]] = private["_peers"]
+        known = peers.get(peer)
+        if known is None:
+            if len(peers) >= _PEERS_KEPT:
+                peers.clear()
+            trusted = trusted_peer(peer, self.trusted_proxies)
+            known = peers[peer] = (trusted, client_ip(peer, {}, []))
+        return known
 
     def rate_limiter(self, now: float) -> MessageRateLimiter:
         return MessageRateLimiter(

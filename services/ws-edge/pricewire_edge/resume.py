@@ -141,6 +141,7 @@ class ResumeSubscriptions(Protocol):
     def granted(self, conn: Connection, sub: Subscription) -> Subscription: ...
     def apply_throttle(self, conn: Connection) -> None: ...
     def save_subscriptions(self, conn: Connection) -> None: ...
+    async def records_landed(self, session_id: str) -> None: ...
     def send_snapshot(self, conn: Connection, sub: Subscription) -> None: ...
 
 
@@ -232,6 +233,8 @@ class Resumer:
         if kv is None or not self.link.is_connected:
             raise ResumeError("unavailable", "the session store is not reachable; try later")
         try:
+            # a record this edge is still writing (coalesced per loop turn) lands first
+            await self.subs.records_landed(request.session_id)
             entry = await kv.get(request.session_id)
         except KeyNotFoundError:
             entry = None

@@ -3,7 +3,9 @@
 The registry learns sessions from ``SessionOpened``/``SessionClosed`` events, not from the
 edge's periodic report (which carries counters only, so its size does not grow with the
 number of clients). An event can be lost on its way (a NATS blip, a JetStream leader
-election), so each one is published through JetStream and its acknowledgement awaited:
+election), so each one is published through JetStream and its acknowledgement checked (by the
+:class:`~pricewire_edge.js_publisher.AckedPublisher`: the events of one loop turn go out
+together, and no task, future or timer is made per event):
 
 - ``published`` counts the events of this boot; each carries ``boot_id`` and ``event_seq``
   (1, 2, 3...), so a reader can see a gap;
@@ -20,7 +22,6 @@ closed session back to life in the registry (it orders events by stream sequence
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -34,6 +35,8 @@ from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
 from pricewire_contracts import EdgeSessionList, EdgeSessionsRequest, SubjectCatalog
 from pricewire_contracts.events import EDGE_SESSION_PAGE_BYTES
+
+from .js_publisher import AckedPublisher
 
 __all__ = ["SessionLedger"]
 
@@ -67,8 +70,7 @@ class SessionLedger:
         self.ack_timeout_s = ack_timeout_s
         self.published = 0
         self.unconfirmed = 0
-        self._js: Any = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self.publisher = AckedPublisher(link, ack_timeout_s=ack_timeout_s)
         # a listing's first page sorts the ids once (O(n log n)); its next pages are slices
         self._snapshots: dict[str, tuple[float, list[str]]] = {}
 
@@ -82,21 +84,16 @@ class SessionLedger:
         if not self.link.connected.is_set():
             self.unconfirmed += 1  # before the first connect: nowhere to send it
             return
-        if self._js is None:
-            self._js = self.link.nc.jetstream()
-        task = asyncio.ensure_future(self._store(subject, payload))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.publisher.publish(subject, payload, lambda ok, why: self._confirmed(subject, ok, why))
 
-    async def _store(self, subject: str, payload: bytes) -> None:
-        try:
-            await self._js.publish(subject, payload, timeout=self.ack_timeout_s)
-        except Exception as exc:  # timeout, no responders (no stream), connection closed...
-            self.unconfirmed += 1
-            log.warning(
-                "a session event was not confirmed; the registry will reconcile this edge",
-                extra={"subject": subject, "error": repr(exc), "unconfirmed": self.unconfirmed},
-            )
+    def _confirmed(self, subject: str, ok: bool, why: str) -> None:
+        if ok:
+            return
+        self.unconfirmed += 1  # timeout, no stream for the subject, connection closed...
+        log.warning(
+            "a session event was not confirmed; the registry will reconcile this edge",
+            extra={"subject": subject, "error": why, "unconfirmed": self.unconfirmed},
+        )
 
     def page(self, request: EdgeSessionsRequest) -> EdgeSessionList:
         """Live session ids in id order after ``request.after``: at most ``request.limit``,

@@ -27,8 +27,6 @@ from pricewire_contracts import (
     EdgeReport,
     SessionActivity,
     SessionClosed,
-    SessionOpened,
-    Welcome,
     utc_timestamp,
 )
 
@@ -36,7 +34,9 @@ from . import metrics as m
 from .auth import AuthSession
 from .connection import Connection
 from .fanout import Fanout
+from .replies import Replies, session_opened
 from .resume import new_resume_token
+from .rota import Rota
 from .session_ledger import SessionLedger
 from .settings import EdgeSettings
 from .subscriptions import SubscriptionIndex
@@ -87,6 +87,9 @@ class Sessions:
         self.total_sessions = 0
         self.messages_received = 0
         self.report_sequence = 0
+        self.replies = Replies()
+        #: pings and heartbeats go to a slice of the connections at a time (rota.py)
+        self.rota: Rota[Connection] = Rota()
 
     # -- life of a session ----------------------------------------------------------------
     def open(self, conn: Connection, client_type: ClientType) -> None:
@@ -96,12 +99,13 @@ class Sessions:
         conn.auth = AuthSession(self.settings.auth, connected_at=conn.connected_at)
         conn.rate = self.settings.limits.rate_limiter(now=time.monotonic())
         self.connections.add(conn)
+        self.rota.add(conn)
         self.by_session[conn.session_id] = conn
         self.client_types[client_type] += 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
         m.CONNECTIONS_BY_TYPE.labels(client_type.value).inc()
         token, conn.resume_hash = new_resume_token()
-        self.fanout.reply(conn, dumps(Welcome(session_id=conn.session_id, resume_token=token)))
+        self.fanout.reply(conn, self.replies.welcome(conn.session_id, token))
         # The session is announced at the first message or after a moment, whichever comes
         # first, so that a reconnecting client whose first message is ``resume`` keeps its old
         # session instead of being counted as a new one.
@@ -114,17 +118,17 @@ class Sessions:
         if not resumed:
             self.total_sessions += 1
             m.SESSIONS.inc()
-        opened = SessionOpened(
+        opened = session_opened(  # = dumps(SessionOpened(...)), without the model
             session_id=conn.session_id,
             edge_id=self.edge_id,
             client_type=conn.client_type,
-            connected_at=utc_timestamp(_wall(conn.connected_at)),
+            connected_at=_stamp(conn.connected_at),
             resumed=resumed,
             user=conn.user,
             boot_id=self.boot_id,
             event_seq=self.ledger.next_seq(),
         )
-        self.ledger.publish(self.subjects.session_opened, dumps(opened))
+        self.ledger.publish(self.subjects.session_opened, opened)
         log.info(
             "WebSocket session resumed" if resumed else "WebSocket connected",
             extra={
@@ -166,6 +170,7 @@ class Sessions:
             return
         self.commit(conn)  # a client gone within the commit delay still was a session
         self.connections.discard(conn)
+        self.rota.discard(conn)
         if self.by_session.get(conn.session_id) is conn:
             del self.by_session[conn.session_id]
         self.slow.discard(conn)
@@ -238,8 +243,7 @@ class Sessions:
 
     # -- periodic checks --------------------------------------------------------------------
     async def sweep(self) -> None:
-        """Once a second: slow clients (4009), auth deadlines (4001/4010), dead links (1011/4011)."""
-        limits = self.settings.limits
+        """Once a second: slow clients (4009). (Deadlines: :meth:`check`, a slice at a time.)"""
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -252,29 +256,46 @@ class Sessions:
                 # The Close frame skips the conflated backlog; a client that reads again within
                 # limits.close_grace_s sees 4009, one that does not is aborted then.
                 conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")
-            wall = time.time()
-            for conn in list(self.connections):
-                silent = now - conn.last_seen
-                if conn.auth is not None and (code := conn.auth.due(wall)) is not None:
-                    reason = (
-                        "token expired"
-                        if code is CloseCode.TOKEN_EXPIRED
-                        else "authentication timeout"
-                    )
-                    self.close(conn, code, reason)
-                elif silent > limits.idle_timeout_s:
-                    self.close(conn, CloseCode.IDLE_TIMEOUT, "idle timeout")
-                elif silent > limits.ping_interval_s + limits.ping_timeout_s:
-                    self.close(conn, CloseCode.INTERNAL_ERROR, "ping timeout")
-                    conn.abort()  # half-open: nobody would read a close frame
 
-    async def pings(self) -> None:
-        """WebSocket pings: browsers and libraries answer by themselves; silence means half-open."""
-        while True:
-            await asyncio.sleep(self.settings.limits.ping_interval_s)
-            for conn in self.connections:
-                conn.send_control(_PING_FRAME)  # never throttled, never conflated
+    def check(self, conns: list[Connection]) -> None:
+        """Auth deadlines (4001/4010) and dead links (1011/4011) of one slot of the rota: each
+        connection once a second, a twentieth of them at a time."""
+        limits = self.settings.limits
+        now = time.monotonic()
+        wall = time.time()
+        for conn in conns:
+            silent = now - conn.last_seen
+            if conn.auth is not None and (code := conn.auth.due(wall)) is not None:
+                reason = (
+                    "token expired" if code is CloseCode.TOKEN_EXPIRED else "authentication timeout"
+                )
+                self.close(conn, code, reason)
+            elif silent > limits.idle_timeout_s:
+                self.close(conn, CloseCode.IDLE_TIMEOUT, "idle timeout")
+            elif silent > limits.ping_interval_s + limits.ping_timeout_s:
+                self.close(conn, CloseCode.INTERNAL_ERROR, "ping timeout")
+                conn.abort()  # half-open: nobody would read a close frame
+
+    def ping(self, conns: list[Connection]) -> None:
+        """WebSocket pings (to one slot of the rota: each connection once per
+        ``ping_interval_s``): browsers and libraries answer by themselves; silence means
+        half-open."""
+        for conn in conns:
+            conn.send_control(_PING_FRAME)  # never throttled, never conflated
 
 
 def _wall(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+_last_stamp: list[tuple[int, str]] = [(-1, "")]
+
+
+def _stamp(ts: float) -> str:
+    """``utc_timestamp`` of a wall-clock time, formatted once per second (a connect storm
+    formats thousands within the same second)."""
+    second = int(ts)
+    last = _last_stamp[0]
+    if last[0] != second:
+        last = _last_stamp[0] = (second, utc_timestamp(_wall(second)))
+    return last[1]
