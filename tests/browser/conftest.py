@@ -188,13 +188,15 @@ class EdgeStack:
         self._pump = asyncio.create_task(self.upstream.run(0.5))
 
     async def stop(self) -> None:
+        # Every step is bounded: a NATS drain that never finishes once hung this teardown
+        # for the whole 120 s test timeout.
         if self._pump is not None:
             self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._pump, 10)
         if self.upstream is not None:
             with contextlib.suppress(Exception):
-                await self.upstream.close()
+                await asyncio.wait_for(self.upstream.close(), 10)
         await asyncio.to_thread(self.stop_edge)
         if self.stats is not None:
             await asyncio.to_thread(self.stats.stop)
