@@ -151,7 +151,9 @@ class EdgeApp:
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.flusher = self.fanout.flusher = Flusher(loop)
+        self.flusher = self.fanout.flusher = Flusher(
+            loop, max_wait_s=self.settings.write_pacing_max_s
+        )
         for channel in self.channels.values():
             channel.flusher = self.flusher
         tls = self._tls_context()

@@ -45,6 +45,15 @@ class EdgeSettings(ServiceSettings):
         gt=0,
         description="A client stuck behind a full buffer this long is closed (4009)",
     )
+    write_pacing_max_s: float = Field(
+        default=0.005,
+        ge=0,
+        le=0.1,
+        description=(
+            "Under load, a data group's next write to its members waits as long as the last"
+            " one took, at most this (fuller writes, fewer syscalls; 0: write every turn)"
+        ),
+    )
     backlog_messages: int = Field(
         default=256, ge=1, description="News/alerts/broadcasts held for a conflated client"
     )

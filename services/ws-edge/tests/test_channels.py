@@ -6,6 +6,7 @@ No sockets: real :class:`Connection` objects with a transport that records what 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -125,3 +126,76 @@ async def test_a_member_that_leaves_pauses_or_closes_keeps_what_came_before() ->
     channel.publish(b"c", price_key("BTC"), 3)
     await turn()
     assert paused_wire.data.endswith(b"bc") and paused in channel.fast
+
+
+class SlowWire(Wire):
+    """A write that takes ``cost_s`` (a syscall to a busy peer), to make a round measurable."""
+
+    def __init__(self, cost_s: float) -> None:
+        super().__init__()
+        self.cost_s = cost_s
+        self.at: list[float] = []  # the loop clock at each write
+        self.wrote = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        self.at.append(asyncio.get_running_loop().time())
+        time.sleep(self.cost_s)
+        super().write(data)
+        self.wrote.set()
+
+    async def writes(self, n: int) -> None:
+        """Until ``n`` writes were made (a paced round comes on a timer)."""
+        async with asyncio.timeout(5):
+            while len(self.chunks) < n:
+                self.wrote.clear()
+                await self.wrote.wait()
+
+    def writelines(self, items: list[bytes]) -> None:
+        self.write(b"".join(items))
+
+
+def paced_member(max_wait_s: float, cost_s: float) -> tuple[Flusher, Channel, Connection, SlowWire]:
+    flusher = Flusher(asyncio.get_running_loop(), max_wait_s=max_wait_s)
+    channel = Channel(Group.PRICES)
+    channel.flusher = flusher
+    conn = Connection(cast(Any, Owner(flusher)))
+    wire = SlowWire(cost_s)
+    conn.transport = cast(Any, wire)
+    conn.ws.state = State.OPEN
+    channel.add(conn)
+    return flusher, channel, conn, wire
+
+
+async def test_under_load_the_next_round_waits_as_long_as_the_last_took_and_carries_more() -> None:
+    _, channel, conn, wire = paced_member(max_wait_s=0.05, cost_s=0.02)
+    channel.publish(b"a", None, 1)
+    await turn()
+    assert wire.chunks == [b"a"]  # a quiet group: written in the turn it was published
+    round_ended = asyncio.get_running_loop().time()
+    channel.publish(b"b", None, 2)  # right after a round of 20 ms: paced
+    await turn()
+    assert wire.chunks == [b"a"]
+    channel.publish(b"c", None, 3)
+    conn.send_control(b"<pong>")  # control is never paced: written now, after what came before
+    await turn()
+    assert wire.chunks == [b"a", b"bc<pong>"]
+    channel.publish(b"d", None, 4)
+    channel.publish(b"e", None, 5)
+    await wire.writes(3)
+    assert wire.chunks[2] == b"de"  # one fuller write, not before the last round's length
+    assert wire.at[2] >= round_ended + 0.02 - 0.002  # (the loop clock counts in ms)
+
+
+async def test_pacing_waits_at_most_max_wait_s_and_is_off_at_zero() -> None:
+    for max_wait_s in (0.005, 0.0):
+        flusher, channel, _, wire = paced_member(max_wait_s=max_wait_s, cost_s=0.03)
+        channel.publish(b"a", None, 1)
+        await turn()
+        # the round took 30 ms; the next may start at most max_wait_s after it ended
+        ended = asyncio.get_running_loop().time()
+        assert flusher._channels_due <= ended + max_wait_s + 0.002
+        channel.publish(b"b", None, 2)
+        await turn()
+        assert wire.chunks == ([b"a"] if max_wait_s else [b"a", b"b"])
+        await wire.writes(2)
+        assert wire.chunks == [b"a", b"b"]
