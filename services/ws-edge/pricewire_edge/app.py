@@ -173,6 +173,7 @@ class EdgeApp:
             self.sessions.rota.every(self.settings.heartbeat_interval_s, self.fanout.heartbeat),
             self.sessions.rota.every(self.limits.ping_interval_s, self.sessions.ping),
             self.sessions.rota.every(1.0, self.sessions.check),
+            self.sessions.rota.every(self.settings.nats_history_s, self.handlers.refresh_records),
             self.sessions.reports(),
             self.sessions.sweep(),
         )

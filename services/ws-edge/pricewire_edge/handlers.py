@@ -241,6 +241,18 @@ class ClientHandlers:
             self.records.prefix = str(getattr(kv, "_pre", f"$KV.{bucket}."))
         self.records.save(conn)  # written at the end of this loop turn, once
 
+    def refresh_records(self, conns: list[Connection]) -> None:
+        """Rewrite the records of one slice of the sessions (the rota visits each session once
+        per ``nats_history_s``).
+
+        The bucket's TTL (2 x ``nats_history_s``) counts from a record's last write. Rewritten
+        once per history window, a session subscribed for hours is still resumable, on any
+        edge, for at least the history window after it drops, or after its edge dies.
+        """
+        for conn in conns:
+            if conn.committed and not conn.closing and self.index.by_client.get(conn):
+                self.save_subscriptions(conn)
+
     def _record(self, conn: Connection) -> bytes:
         subs = list(self.index.subscriptions(conn).values())
         return orjson.dumps(subscriptions_record(conn.user, conn.resume_hash, subs))

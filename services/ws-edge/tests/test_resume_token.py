@@ -233,3 +233,19 @@ async def test_a_stream_error_during_the_replay_gives_resume_failed_not_silence(
     await again.send(json.dumps({"type": "ping"}))
     await recv_type(again, "pong")
     await again.close()
+
+
+async def test_a_session_subscribed_for_longer_than_the_record_ttl_is_still_resumable(
+    make_edge: EdgeFactory,
+) -> None:
+    # the bucket's TTL is 2 x nats_history_s (4 s here), counted from a record's last write
+    edge = await make_edge(nats_history_s=2.0)
+    first, sid, secret = await subscribed_session(edge)
+    await asyncio.sleep(6.0)  # connected, subscriptions unchanged, past the TTL
+    await drop(first)
+    await wait_for(lambda: sid not in edge.by_session)
+    second, _ = await open_session(edge)
+    resumed = await resume(second, sid, secret)
+    assert resumed["type"] == "resumed", resumed
+    assert "prices" in resumed["last_seq"]  # its subscriptions came back with it
+    await second.close()
