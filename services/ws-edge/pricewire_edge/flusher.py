@@ -75,9 +75,11 @@ class Flusher:
             self._loop.call_soon(self.flush)
 
     def _flush_paced(self) -> None:
+        """The paced round is due (a member's own frames marked since wait for their turn's
+        flush, which comes after this: the channel's frames are appended after theirs)."""
         self._timer = None
-        if not self._scheduled:
-            self.flush()
+        if self._channels:
+            self._flush_channels()
 
     def flush(self) -> None:
         self._scheduled = False
