@@ -15,7 +15,7 @@ from pricewire_ingest.adapters import adapter_for
 from pricewire_ingest.catalog import Catalog
 from pricewire_ingest.streaming import PROTOCOLS, VenueProtocol
 from pricewire_ingest.streaming.binance import BinanceProtocol
-from pricewire_ingest.streaming.sequence import SequenceTracker, full_jitter
+from pricewire_ingest.streaming.sequence import SequenceTracker
 
 NOW = 1705314600.0
 
@@ -530,15 +530,6 @@ def test_sequences_are_per_pair_and_reset_with_the_connection() -> None:
     ]
     tracker.reset()
     assert tracker.check("A", 50) == "first"
-
-
-def test_full_jitter_grows_and_is_capped() -> None:
-    import random
-
-    rng = random.Random(7)
-    first = [full_jitter(1, base_s=1, cap_s=60, rng=rng) for _ in range(200)]
-    late = [full_jitter(12, base_s=1, cap_s=60, rng=rng) for _ in range(200)]
-    assert max(first) <= 1 and max(late) <= 60 and max(late) > 1
 
 
 @pytest.mark.parametrize(

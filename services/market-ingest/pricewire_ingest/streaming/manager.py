@@ -36,9 +36,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from pricewire_common.ratelimit import TokenBucket
 
+from ..core.limits import full_jitter
 from . import metrics
 from .protocol import Frame, Tick, VenueProtocol
-from .sequence import SequenceTracker, full_jitter
+from .sequence import SequenceTracker
 
 __all__ = [
     "StreamManager",
@@ -265,7 +266,7 @@ class VenueStream:
                 # a venue that said "too many requests" gets a longer wait
                 attempt = slot.attempts + (2 if end.why == "rate_limited" else 0)
                 delay = full_jitter(
-                    attempt,
+                    attempt - 1,  # the first reconnect waits up to backoff_base_s
                     base_s=self.tuning.backoff_base_s,
                     cap_s=self.tuning.backoff_cap_s,
                     rng=self.rng,

@@ -1,13 +1,12 @@
-"""Sequence checks and reconnect delays: pure helpers of the connection manager."""
+"""Sequence checks: a pure helper of the connection manager."""
 
 from __future__ import annotations
 
-import random
 from typing import Literal
 
 from .protocol import SequenceMode
 
-__all__ = ["SequenceCheck", "SequenceTracker", "full_jitter"]
+__all__ = ["SequenceCheck", "SequenceTracker"]
 
 #: ``ok``: in order; ``first``: no earlier number to compare with; ``gap``: numbers were
 #: skipped (contiguous venues), the message is taken and becomes the new reference;
@@ -47,16 +46,3 @@ class SequenceTracker:
     def reset(self) -> None:
         """A new connection: numbers start afresh (the next message resynchronises)."""
         self.last.clear()
-
-
-def full_jitter(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """The delay before reconnect number ``attempt`` (1, 2, ...): uniform in
-    [0, min(cap, base * 2^(attempt - 1))] ("full jitter": reconnecting clients spread out).
-
-    >>> rng = random.Random(1)
-    >>> all(0 <= full_jitter(n, base_s=0.5, cap_s=30, rng=rng) <= min(30, 0.5 * 2 ** (n - 1))
-    ...     for n in range(1, 20))
-    True
-    """
-    ceiling = min(cap_s, base_s * 2 ** min(max(attempt - 1, 0), 30))
-    return rng.uniform(0.0, ceiling)
