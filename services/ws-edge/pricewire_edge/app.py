@@ -60,6 +60,7 @@ class EdgeApp:
         self.boot_id = uuid.uuid4().hex
         self.limits = settings.limits
         self.max_message_bytes = settings.limits.max_message_bytes
+        self.ws_path = settings.ws_path
         self.send_buffer_bytes = settings.send_buffer_bytes
         self.backlog_messages = settings.backlog_messages
         self.authn = create_authenticator(settings.auth)

@@ -3,29 +3,36 @@
 ================================  ===========================================================
 :func:`client_ip`                 the client's address, through trusted proxies' X-Forwarded-For
 :func:`trusted_peer`              whether the peer is one of those trusted proxies
+:func:`judge_address`             an address as written: a trusted proxy?, and as printed
 :func:`limit_key`                 the key connections are counted under (IPv6: the /64)
 :func:`origin_allowed`            the handshake's ``Origin`` against the allowlist
 :func:`check_origin_pattern`      an allowlist entry, validated (``ValueError``)
 ================================  ===========================================================
 
 Callers pass the peer address and the request headers; nothing here reads a socket.
+:class:`~pricewire_edge.limits.LimitsSettings` keeps :func:`judge_address`'s answers per
+address (bounded) and hands them to :func:`client_ip`, so a connect storm does not redo the
+``ipaddress`` work per connection.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 __all__ = [
     "IPV6_LIMIT_PREFIX",
     "Headers",
     "IPNetwork",
+    "Judge",
+    "MultiHeaders",
     "check_origin_pattern",
     "client_ip",
+    "judge_address",
     "limit_key",
     "origin_allowed",
     "trusted_peer",
@@ -54,15 +61,28 @@ def limit_key(ip: str) -> str:
 
 # -- client address --------------------------------------------------------------------------------
 
-#: Request headers as (name, value) pairs, duplicates kept, or a mapping (one value per name).
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+class MultiHeaders(Protocol):
+    """Request headers with a case-blind ``get_all`` (websockets' ``Headers``, the edge's
+    :class:`~pricewire_edge.upgrade.UpgradeHeaders`)."""
+
+    def get_all(self, key: str) -> list[str]: ...
+
+
+#: Request headers: with ``get_all``, as (name, value) pairs (duplicates kept) or a mapping
+#: (one value per name).
+Headers = MultiHeaders | Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 def _header_values(headers: Headers, name: str) -> list[str]:
     get_all = getattr(headers, "get_all", None)  # websockets' Headers: a case-blind lookup
     if get_all is not None:
         return list(get_all(name))
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = (
+        headers.items()
+        if isinstance(headers, Mapping)
+        else cast(Iterable[tuple[str, str]], headers)
+    )
     wanted = name.lower()
     return [value for key, value in pairs if key.lower() == wanted]
 
@@ -93,7 +113,27 @@ def _trusted(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
     return any(address.version == net.version and address in net for net in networks)
 
 
-def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[IPNetwork]) -> str:
+#: An address as written (a peer, an X-Forwarded-For entry) -> (a trusted proxy?, the address
+#: as printed), or ``None`` if it is no address: :func:`judge_address`, or a cache of it.
+Judge = Callable[[str], tuple[bool, str] | None]
+
+
+def judge_address(text: str, trusted_proxies: Sequence[IPNetwork]) -> tuple[bool, str] | None:
+    """Whether the address written ``text`` is a trusted proxy, and the address as printed
+    (IPv4-mapped IPv6 as IPv4, a port dropped); ``None`` if ``text`` is no address."""
+    address = _parse_ip(text)
+    if address is None:
+        return None
+    return _trusted(address, trusted_proxies), str(address)
+
+
+def client_ip(
+    peer: str | None,
+    headers: Headers,
+    trusted_proxies: Sequence[IPNetwork],
+    *,
+    judge: Judge | None = None,
+) -> str:
     """The client's address: the peer, or what trusted proxies say in ``X-Forwarded-For``.
 
     Only a peer inside ``trusted_proxies`` is believed. The header's entries are read from the
@@ -101,26 +141,32 @@ def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[IPNe
     address is the client. Anyone can write the left-hand entries, so they are never taken
     while an untrusted hop stands between them and us. A malformed entry stops the walk at the
     last address a trusted proxy vouched for.
+
+    ``judge`` (default: :func:`judge_address` against ``trusted_proxies``) decides each
+    address; a caller that asks often passes a cache of it.
     """
-    peer_address = _parse_peer(peer) if peer else None
-    if peer_address is None:
+    if judge is None:
+        judge = functools.partial(judge_address, trusted_proxies=trusted_proxies)
+    known = judge(peer) if peer else None
+    if known is None:
         return peer or "unknown"
-    if not _trusted(peer_address, trusted_proxies):
-        return str(peer_address)
-    hops = [
-        item for value in _header_values(headers, "x-forwarded-for") for item in value.split(",")
-    ]
-    current = peer_address
+    trusted, current = known
+    if not trusted:
+        return current
+    values = _header_values(headers, "x-forwarded-for")
+    if not values:
+        return current  # a trusted proxy (the dev gateway) that named no client: itself
+    hops = [item for value in values for item in value.split(",")]
     for hop in reversed(hops):
         if not hop.strip():
             continue
-        address = _parse_ip(hop)
-        if address is None:
+        known = judge(hop)
+        if known is None:
             break
-        current = address
-        if not _trusted(address, trusted_proxies):
+        trusted, current = known
+        if not trusted:
             break
-    return str(current)
+    return current
 
 
 def trusted_peer(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:

@@ -1,12 +1,19 @@
 """One client connection: asyncio transport + the websockets library's sans-I/O protocol.
 
-The websockets library's ``ServerProtocol`` parses the HTTP request, the handshake and the
-client's frames; this class only moves bytes. Outgoing data frames bypass it: the fan-out hands
-every connection the same pre-built frame (:func:`~pricewire_edge.protocol.text_frame`), the
-connection appends it to a list, and the :class:`~pricewire_edge.flusher.Flusher` writes each
-connection's list with one ``writelines`` per event-loop turn. A whole data group's frames are
-not even appended per connection: they wait in the group's shared batch
-(:mod:`.channels`), and anything this connection is sent on its own first takes its share of
+The connection's first read is offered to :func:`~pricewire_edge.upgrade.parse_upgrade`: a
+plain, valid upgrade request to the WebSocket path, whole in that read (what nearly every
+client sends), is read by the edge itself and answered with a 101 from a template
+(:meth:`Connection.accept`); its websockets ``ServerProtocol`` is then created already OPEN,
+to parse the client's frames. Anything else (other paths, a request split over reads, an
+unusual or invalid request) goes to a ``ServerProtocol`` in CONNECTING state, which parses the
+request and answers errors as before. Either way the request goes to the owner's
+``on_request``, and websockets parses every client frame; this class only moves bytes.
+
+Outgoing data frames bypass websockets: the fan-out hands every connection the same pre-built
+frame (:func:`~pricewire_edge.protocol.text_frame`), the connection appends it to a list, and
+the :class:`~pricewire_edge.flusher.Flusher` writes each connection's list with one
+``writelines`` per event-loop turn. A whole data group's frames are not even appended per
+connection: they wait in the group's shared batch (:mod:`.channels`), and anything this connection is sent on its own first takes its share of
 that batch (:meth:`Connection.take_shared`), so its frames keep their order.
 
 A client whose socket stops draining (``pause_writing``) is *conflated*, and a subscription's
@@ -52,6 +59,7 @@ from .frame_keys import FrameKey, Stream
 from .limits import ConnectionLimiter, LimitsSettings, MessageRateLimiter, Refusal
 from .metrics import HANDSHAKES_REFUSED, SLOW_CLIENT_CONFLATIONS
 from .outbox import Outbox
+from .upgrade import HandshakeRequest, UpgradeRequest, parse_upgrade, switching_protocols
 
 if TYPE_CHECKING:
     from .channels import Channel
@@ -71,6 +79,10 @@ class ConnectionOwner(Protocol):
     @property
     def max_message_bytes(self) -> int: ...
     @property
+    def ws_path(self) -> str:
+        """The WebSocket endpoint's path (``/ws``): the only one the edge's own parser reads."""
+
+    @property
     def conn_limiter(self) -> ConnectionLimiter: ...
     @property
     def flusher(self) -> Flusher: ...
@@ -79,8 +91,10 @@ class ConnectionOwner(Protocol):
         """Connections whose socket stopped draining (closed by the sweep if they stay so)."""
 
     @property
-    def on_request(self) -> Callable[[Connection, Request], None]:
-        """The HTTP request arrived (an upgrade, or a plain GET)."""
+    def on_request(self) -> Callable[[Connection, HandshakeRequest], None]:
+        """The HTTP request arrived (an upgrade, or a plain GET): websockets' ``Request``, or
+        an :class:`~pricewire_edge.upgrade.UpgradeRequest` (to be answered with
+        :meth:`Connection.accept`, like the other)."""
 
     @property
     def on_message(self) -> Callable[[Connection, bytes], None]:
@@ -104,6 +118,7 @@ class Connection(Outbox, asyncio.Protocol):
     __slots__ = (
         "_abort_timer",
         "_handshake_timer",
+        "_ws",
         "auth",
         "client_ip",
         "client_type",
@@ -126,18 +141,13 @@ class Connection(Outbox, asyncio.Protocol):
         "session_id",
         "transport",
         "user",
-        "ws",
     )
 
     owner: ConnectionOwner
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
-        self.ws = ServerProtocol(
-            max_size=owner.max_message_bytes,
-            select_subprotocol=_select_subprotocol,
-            logger=_protocol_log,
-        )
+        self._ws: ServerProtocol | None = None  # made on first use: see ws
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.marked = False
@@ -176,6 +186,23 @@ class Connection(Outbox, asyncio.Protocol):
         self.last_sent: dict[FrameKey, float] = {}
         self.held: dict[FrameKey, tuple[int, bytes]] = {}
 
+    @property
+    def ws(self) -> ServerProtocol:
+        """The websockets protocol: OPEN once :meth:`accept` took a request the edge parsed
+        itself; else made on first use, CONNECTING, to parse the request."""
+        ws = self._ws
+        if ws is None:
+            ws = self._ws = self._protocol(State.CONNECTING)
+        return ws
+
+    def _protocol(self, state: State) -> ServerProtocol:
+        return ServerProtocol(
+            max_size=self.owner.max_message_bytes,
+            select_subprotocol=_select_subprotocol,
+            logger=_protocol_log,
+            state=state,
+        )
+
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
@@ -207,7 +234,21 @@ class Connection(Outbox, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return  # the refusal is on its way; the request is not read
-        self.ws.receive_data(data)
+        ws = self._ws
+        if ws is None:  # the first read: the common upgrade is read here, the rest by websockets
+            parsed = parse_upgrade(data, self.owner.ws_path)
+            if parsed is not None:
+                request, frames_at = parsed
+                self._on_request(request)
+                ws = self.ws
+                if frames_at < len(data):  # frames sent with the request: OPEN parses them
+                    ws.receive_data(data[frames_at:])
+                elif ws.state is State.OPEN:
+                    return  # accepted: the 101 goes out with the welcome, at the end of the turn
+                self._process()  # the frames, or a refusal to write
+                return
+            ws = self.ws
+        ws.receive_data(data)
         self._process()
 
     def eof_received(self) -> bool | None:
@@ -279,17 +320,46 @@ class Connection(Outbox, asyncio.Protocol):
 
     # -- incoming -----------------------------------------------------------------------
     def _process(self) -> None:
-        for event in self.ws.events_received():
+        ws = self.ws
+        for event in ws.events_received():
             if isinstance(event, Request):
-                if self._handshake_timer is not None:
-                    self._handshake_timer.cancel()
-                    self._handshake_timer = None
-                self.owner.on_request(self, event)
+                self._on_request(event)
             elif isinstance(event, Frame):
                 self._on_frame(event)
-        if (self.ws.state is State.CLOSING or self.ws.state is State.CLOSED) and not self.closing:
+        if (ws.state is State.CLOSING or ws.state is State.CLOSED) and not self.closing:
             self._set_closing()  # the client's Close was answered: no frame may follow
         self.write_protocol_output()
+
+    def _on_request(self, request: HandshakeRequest) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self.owner.on_request(self, request)
+
+    def accept(self, request: HandshakeRequest) -> bool:
+        """Accept the upgrade: its 101 is queued to go out at the end of this loop turn, with
+        what follows it in this turn (the ``welcome``: one write). ``False``: websockets found
+        the request invalid, and its HTTP error is queued instead.
+
+        A request the edge parsed itself (:class:`~pricewire_edge.upgrade.UpgradeRequest`,
+        valid by construction) is answered from a template, and the websockets protocol is
+        created OPEN; websockets' own ``Request`` goes through ``ServerProtocol.accept``.
+        """
+        if isinstance(request, UpgradeRequest):
+            chosen = select_subprotocol(request.subprotocols)
+            ws = self._ws = self._protocol(State.OPEN)
+            ws.subprotocol = Subprotocol(chosen) if chosen else None
+            self.pending.append(switching_protocols(request.key, chosen))
+            if not self.marked:
+                self.marked = True
+                self.owner.flusher.mark(self)
+            return True
+        assert isinstance(request, Request)
+        ws = self.ws
+        response = ws.accept(request)
+        ws.send_response(response)
+        self.write_protocol_output(now=False)
+        return response.status_code == 101
 
     def _on_frame(self, frame: Frame) -> None:
         self.last_seen = time.monotonic()
@@ -321,9 +391,12 @@ class Connection(Outbox, asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        output = self.ws.data_to_send()
+        if not output:
+            return  # nothing to put after what is queued (most client frames)
         if self.channels and not self.closing:
             self.take_shared()
-        for data in self.ws.data_to_send():
+        for data in output:
             if data:
                 self.pending.append(data)
                 if now:

@@ -1,6 +1,11 @@
 """The HTTP request on a new connection: static files and probes, or the WebSocket upgrade.
 
-An upgrade is refused while the edge drains (503) or from a browser origin not allowed (403);
+The request is websockets' ``Request`` or, for the common upgrade read by the edge itself,
+an :class:`~pricewire_edge.upgrade.UpgradeRequest`: both are read here through the same
+:class:`~pricewire_edge.upgrade.HandshakeRequest` and answered by
+:meth:`.connection.Connection.accept`, so every check below applies to both. An upgrade is
+refused while the edge drains (503), with a second ``Host``, ``Origin`` or ``User-Agent``
+header (400), or from a browser origin not allowed (403);
 past the connection limits the client is told after its upgrade, with the close code a
 browser can see. An accepted upgrade opens a session (:meth:`.sessions.Sessions.open`), asks
 for the client's first stats, and checks a token offered in the handshake (subprotocol or
@@ -11,8 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from urllib.parse import parse_qs
-
-from websockets.http11 import Request
 
 from . import metrics as m
 from .auth import AuthError, handshake_token, offered_subprotocols
@@ -25,8 +28,12 @@ from .sessions import Sessions
 from .settings import EdgeSettings
 from .stats_requests import StatsRequests
 from .tasks import spawn
+from .upgrade import HandshakeRequest
 
 __all__ = ["Handshakes"]
+
+#: Headers the handshake reads one value of: sent twice, the upgrade is refused (400).
+_SINGLE = ("Host", "Origin", "User-Agent")
 
 
 class Handshakes:
@@ -53,7 +60,7 @@ class Handshakes:
         self.ready = ready
         self.draining = draining
 
-    def on_request(self, conn: Connection, request: Request) -> None:
+    def on_request(self, conn: Connection, request: HandshakeRequest) -> None:
         path, _, query = request.path.partition("?")
         if path != self.settings.ws_path:
             conn.ws.send_response(http_response(path, self.static, self.ready))
@@ -64,10 +71,7 @@ class Handshakes:
             conn.ws.send_response(conn.ws.reject(status, text + "\n"))
             m.HANDSHAKES_REFUSED.labels(reason).inc()
             return
-        response = conn.ws.accept(request)
-        conn.ws.send_response(response)
-        conn.write_protocol_output(now=False)  # the 101, then the welcome: one write
-        if response.status_code != 101:
+        if not conn.accept(request):  # the 101, then the welcome: one write
             m.HANDSHAKES_REFUSED.labels("bad_handshake").inc()
             return
         # Counted since connection_made under the peer (or in the total only, for a trusted
@@ -81,8 +85,7 @@ class Handshakes:
             conn.close(refusal.close_code, refusal.message)
             return
         conn.ip_key = ip
-        params = parse_qs(query)
-        override = params.get("client_type", [None])[0]
+        override = parse_qs(query).get("client_type", [None])[0] if query else None
         self.sessions.open(conn, classify_client(request.headers.get("User-Agent"), override))
         self.stats.want_initial_stats(conn)
         try:
@@ -100,13 +103,16 @@ class Handshakes:
             conn.inbox = []  # hold the client's first messages until the token is checked
             spawn(self.handlers.handshake_auth(conn, token))
 
-    def _refuse_handshake(self, request: Request) -> tuple[int, str, str] | None:
+    def _refuse_handshake(self, request: HandshakeRequest) -> tuple[int, str, str] | None:
         if self.draining():
             return 503, "draining", "the edge is draining; reconnect to another one"
         headers = request.headers
+        for name in _SINGLE:
+            if len(headers.get_all(name)) > 1:  # which one counts would be a guess
+                return 400, "bad_handshake", f"more than one {name} header"
         # get_all: most clients send no Origin, and Headers.get pays a KeyError for that
         origins = headers.get_all("Origin")
-        origin = origins[0] if len(origins) == 1 else headers.get("Origin") if origins else None
+        origin = origins[0] if origins else None
         if not self.settings.limits.origin_allowed(origin, headers.get("Host")):
             return 403, "origin", "origin not allowed"
         return None

@@ -1,8 +1,9 @@
 """Plain HTTP on the edge's port: static files, /health, /ready, /metrics.
 
-The WebSocket handshake and these routes share one port and one parser (the websockets
-library's); every plain HTTP response closes its connection, which is fine for health probes,
-metrics scrapes and a handful of static files. ``/api`` is not served here: the dev gateway
+The WebSocket handshake and these routes share one port. Their requests are parsed by the
+websockets library (only the common upgrade request to the WebSocket path is read by the
+edge itself, :mod:`.upgrade`); every plain HTTP response closes its connection, which is fine
+for health probes, metrics scrapes and a handful of static files. ``/api`` is not served here: the dev gateway
 (``make run``) or the Ingress (Kubernetes) routes it to session-registry.
 """
 

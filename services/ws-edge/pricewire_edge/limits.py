@@ -30,9 +30,9 @@ from .client_address import (
     IPNetwork,
     check_origin_pattern,
     client_ip,
+    judge_address,
     limit_key,
     origin_allowed,
-    trusted_peer,
 )
 from .message_rate import MessageRateLimiter, RateDecision, TokenBucket, subscription_weight
 
@@ -58,8 +58,9 @@ def _loopback() -> list[IPNetwork]:
     return [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
 
-#: Peer addresses whose trust and printed form are kept (cleared when full).
-_PEERS_KEPT = 4096
+#: Addresses (peers, X-Forwarded-For entries) whose trust and printed form are kept (cleared
+#: when full: a client writing a new address per request only makes the edge judge it again).
+_ADDRESSES_KEPT = 4096
 
 
 class LimitsSettings(BaseModel):
@@ -163,8 +164,8 @@ class LimitsSettings(BaseModel):
         ),
     )
 
-    #: peer address -> (a trusted proxy?, the address as the limits count it)
-    _peers: dict[str, tuple[bool, str]] = PrivateAttr(default_factory=dict)
+    #: address as written -> (a trusted proxy?, the address as printed), None: no address
+    _addresses: dict[str, tuple[bool, str] | None] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> LimitsSettings:
@@ -178,27 +179,26 @@ class LimitsSettings(BaseModel):
         return origin_allowed(origin, host, allowed=self.allowed_origins)
 
     def client_ip(self, peer: str | None, headers: Headers) -> str:
-        if peer:
-            trusted, printed = self._peer(peer)
-            if not trusted:
-                return printed  # the common case: the peer is the client
-        return client_ip(peer, headers, self.trusted_proxies)
+        return client_ip(peer, headers, self.trusted_proxies, judge=self._judge)
 
     def trusted_peer(self, peer: str | None) -> bool:
         """Whether ``peer`` is a trusted proxy (whose clients are known only from the request)."""
-        return bool(peer) and self._peer(peer or "")[0]
+        known = self._judge(peer) if peer else None
+        return known is not None and known[0]
 
-    def _peer(self, peer: str) -> tuple[bool, str]:
-        """(a trusted proxy?, the address as printed), asked twice per connection: kept."""
-        private = self.__pydantic_private__  # not self._peers: pydantic's __getattr__ is slow
+    def _judge(self, text: str) -> tuple[bool, str] | None:
+        """:func:`judge_address`, kept per address: asked twice per connection for the peer
+        (the ``ipaddress`` work is most of ``client_ip``), and per X-Forwarded-For entry."""
+        private = self.__pydantic_private__  # not self._addresses: pydantic's __getattr__ is slow
         assert private is not None
-        peers: dict[str, tuple[bool, str]] = private["_peers"]
-        known = peers.get(peer)
-        if known is None:
-            if len(peers) >= _PEERS_KEPT:
-                peers.clear()
-            trusted = trusted_peer(peer, self.trusted_proxies)
-            known = peers[peer] = (trusted, client_ip(peer, {}, []))
+        addresses: dict[str, tuple[bool, str] | None] = private["_addresses"]
+        try:
+            return addresses[text]
+        except KeyError:
+            pass
+        if len(addresses) >= _ADDRESSES_KEPT:
+            addresses.clear()
+        known = addresses[text] = judge_address(text, self.trusted_proxies)
         return known
 
     def rate_limiter(self, now: float) -> MessageRateLimiter:

@@ -8,6 +8,7 @@ WebSocket frame of a payload once for every receiver.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from pricewire_contracts import (
     ClientMessage,
     ClientType,
     ErrorCode,
+    GetStatsRequest,
+    PingRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
     client_message_adapter,
 )
 
@@ -35,8 +40,31 @@ class ProtocolError:
     request_type: str | None = None
 
 
+#: Requests that carry no secret, kept by their bytes once parsed: a connect storm's clients
+#: all send the same ``subscribe``, and JSON parsing plus validation was most of its cost.
+#: The models are frozen; nothing changes a request after parsing.
+_KEPT_TYPES = (SubscribeRequest, UnsubscribeRequest, PingRequest, GetStatsRequest)
+_KEPT_MAX_BYTES = 512
+_KEPT_MAX = 256  # distinct messages kept (cleared when full)
+_kept: dict[bytes | str, ClientMessage] = {}
+
+
 def parse_client_message(raw: bytes | str) -> ClientMessage | ProtocolError:
     """Parse one client frame. Never raises: any input gives a request or a ProtocolError."""
+    if len(raw) > _KEPT_MAX_BYTES:
+        return _parse(raw)
+    kept = _kept.get(raw)
+    if kept is not None:
+        return kept
+    parsed = _parse(raw)
+    if isinstance(parsed, _KEPT_TYPES):
+        if len(_kept) >= _KEPT_MAX:
+            _kept.clear()
+        _kept[raw] = parsed
+    return parsed
+
+
+def _parse(raw: bytes | str) -> ClientMessage | ProtocolError:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -86,7 +114,13 @@ def classify_client(user_agent: str | None, override: str | None = None) -> Clie
             return ClientType(override.lower())
         except ValueError:
             pass
-    ua = user_agent or ""
+    return _classify_agent(user_agent or "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _classify_agent(ua: str) -> ClientType:
+    """Kept per User-Agent: a browser's is long and the case-blind searches cost ~20 us, and
+    a reconnect storm brings the same few thousand times."""
     if _MOBILE.search(ua):
         return ClientType.MOBILE
     if _BROWSER.search(ua):

@@ -26,10 +26,11 @@ client subscribed afresh to its groups and sent their snapshots; the connection 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import logging
-import secrets
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,7 +73,8 @@ _FETCH_TIMEOUT_S = 2.0
 
 def new_resume_token() -> tuple[str, bytes]:
     """A fresh secret for a session: (token for the client, digest to keep)."""
-    token = secrets.token_urlsafe(24)  # 192 bits
+    # secrets.token_urlsafe(24) without its detour: 192 bits, 32 URL-safe characters, no padding
+    token = base64.urlsafe_b64encode(os.urandom(24)).decode()
     return token, _digest(token)
 
 

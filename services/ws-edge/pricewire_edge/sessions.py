@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from prometheus_client import Gauge
 
 from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
@@ -90,26 +92,47 @@ class Sessions:
         self.replies = Replies()
         #: pings and heartbeats go to a slice of the connections at a time (rota.py)
         self.rota: Rota[Connection] = Rota()
+        #: the gauge's child per client type, made when a first client of the type connects
+        self._by_type: dict[ClientType, Gauge] = {}
+        #: sessions opened in this loop turn, committed together session_commit_s later
+        self._opened: list[Connection] | None = None
 
     # -- life of a session ----------------------------------------------------------------
     def open(self, conn: Connection, client_type: ClientType) -> None:
-        conn.session_id = str(uuid.uuid4())
+        conn.session_id = session_id = _new_session_id()
         conn.client_type = client_type
-        conn.connected_at = conn.last_activity = time.time()
-        conn.auth = AuthSession(self.settings.auth, connected_at=conn.connected_at)
+        conn.connected_at = conn.last_activity = now = time.time()
+        conn.auth = AuthSession(self.settings.auth, connected_at=now)
         conn.rate = self.settings.limits.rate_limiter(now=time.monotonic())
         self.connections.add(conn)
         self.rota.add(conn)
-        self.by_session[conn.session_id] = conn
+        self.by_session[session_id] = conn
         self.client_types[client_type] += 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
-        m.CONNECTIONS_BY_TYPE.labels(client_type.value).inc()
+        self._by_type_gauge(client_type).inc()
         token, conn.resume_hash = new_resume_token()
-        self.fanout.reply(conn, self.replies.welcome(conn.session_id, token))
+        self.fanout.reply(conn, self.replies.welcome(session_id, token))
         # The session is announced at the first message or after a moment, whichever comes
         # first, so that a reconnecting client whose first message is ``resume`` keeps its old
         # session instead of being counted as a new one.
-        asyncio.get_running_loop().call_later(self.settings.session_commit_s, self.commit, conn)
+        opened = self._opened
+        if opened is None:
+            opened = self._opened = []
+            asyncio.get_running_loop().call_soon(self._opened_this_turn)
+        opened.append(conn)
+
+    def _opened_this_turn(self) -> None:
+        """One timer for the sessions opened in a loop turn (a connect storm opens hundreds per
+        turn), rather than one each: each is committed ``session_commit_s`` after it opened,
+        or a turn later than that."""
+        batch, self._opened = self._opened or [], None
+        asyncio.get_running_loop().call_later(
+            self.settings.session_commit_s, self._commit_due, batch
+        )
+
+    def _commit_due(self, batch: list[Connection]) -> None:
+        for conn in batch:
+            self.commit(conn)
 
     def commit(self, conn: Connection, *, resumed: bool = False) -> None:
         if conn.committed or conn not in self.connections:
@@ -178,7 +201,7 @@ class Sessions:
         self.index.remove(conn)
         self.client_types[conn.client_type] -= 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
-        m.CONNECTIONS_BY_TYPE.labels(conn.client_type.value).dec()
+        self._by_type_gauge(conn.client_type).dec()
         code = conn.ws.close_rcvd.code if conn.ws.close_rcvd else None
         if conn in self.superseded:
             self.superseded.discard(conn)  # its session lives on in a newer connection
@@ -194,6 +217,14 @@ class Sessions:
         )
         self.ledger.publish(self.subjects.session_closed, dumps(closed))
         log.info("WebSocket disconnected", extra={"session_id": conn.session_id, "code": code})
+
+    def _by_type_gauge(self, client_type: ClientType) -> Gauge:
+        """``CONNECTIONS_BY_TYPE.labels(...)``, looked up once per type (``labels`` takes a
+        lock and checks the label values on every call)."""
+        gauge = self._by_type.get(client_type)
+        if gauge is None:
+            gauge = self._by_type[client_type] = m.CONNECTIONS_BY_TYPE.labels(client_type.value)
+        return gauge
 
     # -- reports --------------------------------------------------------------------------
     def report(self) -> EdgeReport:
@@ -282,6 +313,16 @@ class Sessions:
         half-open."""
         for conn in conns:
             conn.send_control(_PING_FRAME)  # never throttled, never conflated
+
+
+def _new_session_id() -> str:
+    """``str(uuid.uuid4())`` without the ``UUID`` object: 16 random bytes, the version (4)
+    and variant (RFC 4122) bits set, in the 8-4-4-4-12 hex form."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _wall(ts: float) -> datetime:

@@ -48,8 +48,18 @@ class SubscriptionIndex(Generic[C]):
     counts: dict[Group, int] = field(default_factory=lambda: dict.fromkeys(Group, 0))
 
     def subscribe(self, client: C, sub: Subscription) -> None:
+        subs = self.by_client.get(client)
+        if subs is None:
+            # A client's first subscription (every client of a connect storm): nothing of it
+            # is indexed yet, and a whole data group is one set to join.
+            self.by_client[client] = {sub.group: sub}
+            self.counts[sub.group] += 1
+            if sub.group is not Group.ALL and sub.symbols is None:
+                self.whole[sub.group].add(client)
+            else:
+                self._index(client)
+            return
         self._unindex(client)
-        subs = self.by_client.setdefault(client, {})
         if sub.group not in subs:
             self.counts[sub.group] += 1
         subs[sub.group] = sub

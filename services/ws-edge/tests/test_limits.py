@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from pricewire_contracts import CloseCode
 from pricewire_edge.limits import (
+    _ADDRESSES_KEPT,
     ConnectionLimiter,
     LimitsSettings,
     MessageRateLimiter,
@@ -258,6 +259,43 @@ def test_by_default_only_loopback_proxies_are_trusted() -> None:
     limits = LimitsSettings()
     assert limits.client_ip("127.0.0.1", [("X-Forwarded-For", "198.51.100.7")]) == "198.51.100.7"
     assert limits.client_ip("10.0.0.5", [("X-Forwarded-For", "198.51.100.7")]) == "10.0.0.5"
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["10.0.0.5", "203.0.113.9", "::1", "::ffff:10.0.0.5", "bad", ""]),
+            st.lists(
+                st.sampled_from(
+                    ["198.51.100.7", "10.1.1.1", " 10.2.2.2", "[2001:db8::7]:80", "x", " "]
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=20,
+    )
+)
+def test_the_settings_keep_each_addresss_judgement_and_answer_as_the_function(
+    calls: list[tuple[str, list[str]]],
+) -> None:
+    """LimitsSettings.client_ip keeps what it decided per address (peers and X-Forwarded-For
+    entries): asked again and again, its answers stay the uncached function's."""
+    limits = LimitsSettings(trusted_proxies=PROXIES)
+    for peer, hops in calls:
+        headers = [("X-Forwarded-For", ",".join(hops))] if hops else []
+        assert limits.client_ip(peer, headers) == client_ip(peer, headers, PROXIES)
+        assert limits.trusted_peer(peer) == (peer in ("10.0.0.5", "::1", "::ffff:10.0.0.5"))
+
+
+def test_the_kept_judgements_are_bounded() -> None:
+    limits = LimitsSettings(trusted_proxies=PROXIES)
+    for i in range(_ADDRESSES_KEPT + 500):  # a client writing a new address every time
+        forwarded = f"198.51.{i >> 8}.{i & 255}"
+        assert limits.client_ip("10.0.0.5", {"X-Forwarded-For": forwarded}) == forwarded
+    private = limits.__pydantic_private__
+    assert private is not None
+    assert 0 < len(private["_addresses"]) <= _ADDRESSES_KEPT
 
 
 @settings(deadline=None)

@@ -9,6 +9,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from pricewire_contracts import ClientType, Group, PingRequest, SubscribeRequest
+from pricewire_edge import protocol
 from pricewire_edge.protocol import ProtocolError, classify_client, parse_client_message, text_frame
 
 
@@ -123,3 +124,23 @@ def test_text_frame_is_a_valid_unmasked_final_frame(size: int) -> None:
     assert frame.opcode is Opcode.TEXT
     assert frame.fin
     assert frame.data == payload
+
+
+def test_requests_without_a_secret_are_parsed_once_and_tokens_are_never_kept() -> None:
+    raw = b'{"type": "subscribe", "group": "prices", "symbols": ["BTC"], "max_rate_hz": 2}'
+    first = parse_client_message(raw)
+    assert isinstance(first, SubscribeRequest)
+    assert parse_client_message(raw) is first  # kept: a connect storm sends it thousands of times
+    assert parse_client_message(raw.decode()) == first
+    auth = b'{"type": "auth", "token": "a-secret-token"}'
+    assert parse_client_message(auth) is not parse_client_message(auth)
+    assert auth not in protocol._kept
+    bad = b'{"type": "subscribe", "group": "weather"}'
+    assert isinstance(parse_client_message(bad), ProtocolError)
+    assert bad not in protocol._kept
+    big = b'{"type": "ping", "pad": "%s"}' % (b"x" * 600)
+    assert isinstance(parse_client_message(big), PingRequest)
+    assert big not in protocol._kept
+    for n in range(3 * protocol._KEPT_MAX):
+        assert isinstance(parse_client_message(b'{"type": "ping", "n": %d}' % n), PingRequest)
+    assert 0 < len(protocol._kept) <= protocol._KEPT_MAX

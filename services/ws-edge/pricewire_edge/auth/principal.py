@@ -27,8 +27,11 @@ class Principal:
 
     @classmethod
     def anonymous_principal(cls) -> Principal:
-        """An unauthenticated client in ``optional`` mode (or with auth ``off``): every group."""
-        return cls(subject=None, groups=EVERY_GROUP, anonymous=True)
+        """An unauthenticated client in ``optional`` mode (or with auth ``off``): every group.
+
+        The same (immutable) instance every time: it is asked for at every ``subscribe``.
+        """
+        return _ANONYMOUS
 
     def allows(self, group: Group) -> bool:
         return group in self.groups
@@ -38,3 +41,6 @@ class Principal:
         if group is Group.ALL:
             return self.groups.intersection(DATA_GROUPS)
         return frozenset({group}) & self.groups
+
+
+_ANONYMOUS = Principal(subject=None, groups=EVERY_GROUP, anonymous=True)
