@@ -1,0 +1,215 @@
+"""Lean clients for the rate scenarios: a WebSocket client that counts deliveries per read.
+
+With picows, the load agent calls a Python method for every frame (``on_ws_frame``): about
+1.5 us a frame on this VM, so one core of clients takes at most ~600,000 frames a second, and a
+saturated fan-out of one message per frame (the edge's protocol, as the guide has it) measured
+the clients' core rather than the server's. nats-server packs several messages into one frame,
+so the same clients keep up with it more easily. A :class:`LeanClient` is an asyncio protocol
+on the agent's uvloop that counts the deliveries of each read with one search, with no call
+per frame: the same work for every target, and the server, not the instrument, is what
+saturates.
+
+Until it is subscribed it walks frames (the upgrade, ``welcome``/``INFO``, ``subscribed``/
+``PONG``); from then on it only counts: each read's deliveries are the occurrences of the
+message's start (``{"type":"price_update"``, or ``MSG `` for nats) in the byte stream, a C
+search per read instead of Python per frame. That is exact for what these scenarios send
+(frame headers and JSON cannot hold the marker), and it does not see Close or Ping frames:
+nothing in a rate scenario needs them (its clients close first; no server ping falls due in
+its 12 s). It is used for the fan-out and latency scenarios only (``Connect.lean``); set-up and
+restart keep picows, a complete client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from bench.probe import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, client_frame
+
+if TYPE_CHECKING:
+    from bench.load import Client
+
+__all__ = ["LeanClient", "open_lean"]
+
+_PRICE_HEAD = b'{"type":"price_update"'
+_PRICE = b'"price_update"'
+_TS = re.compile(rb'"updated_at":\s*([0-9.eE+-]+)')
+
+
+class LeanClient(asyncio.Protocol):
+    """One client's socket; ``client`` (a :class:`bench.load.Client`) keeps its counters."""
+
+    def __init__(
+        self, client: Client, proto: Literal["pricewire", "nats"], hello: bytes, path: str
+    ) -> None:
+        self.client = client
+        self.nats = proto == "nats"
+        self.hello = hello  # pricewire: the subscribe; nats: CONNECT, SUB, PING
+        self.path = path
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.upgraded = False
+        self.subscribed = False
+        #: once subscribed (the rate scenarios' steady state): count, do not parse (_count)
+        self.counting = False
+        self.marker = b"MSG " if self.nats else _PRICE_HEAD
+        self.tail = b""
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- what bench.load.Fleet uses of a client transport (as of picows's WSTransport) ---------
+    def send_text(self, payload: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(client_frame(OP_BINARY if self.nats else OP_TEXT, payload))
+
+    def send_close(self, code: int) -> None:
+        if self.transport is not None:
+            self.transport.write(client_frame(OP_CLOSE, code.to_bytes(2, "big")))
+
+    def disconnect(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_disconnected(self) -> None:
+        await asyncio.shield(self.gone)
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("peername")[:2]
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.gone.done():
+            self.gone.set_result(None)
+        self.client.on_disconnected()
+
+    def data_received(self, data: bytes) -> None:
+        if self.counting:
+            self._count(data)
+            return
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101 "):
+                self.disconnect()
+                return
+            del buf[: end + 4]
+            self.upgraded = True
+        c = self.client
+        pos = 0
+        size = len(buf)
+        delivered = 0
+        while size - pos >= 2:
+            opcode = buf[pos] & 0x0F
+            n = buf[pos + 1] & 0x7F
+            head = 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            start = pos + head
+            end = start + n
+            if end > size:
+                break
+            pos = end
+            if opcode in (OP_TEXT, OP_BINARY):
+                if self.nats:
+                    k = buf.count(b"MSG ", start, end)
+                    if k:
+                        delivered += k
+                        c.nbytes += n
+                        if c.sample:
+                            c.sample_latency(_TS.findall(buf, start, end))
+                        if self.subscribed and buf.find(b"PING\r\n", start, end) < 0:
+                            continue
+                elif buf.startswith(_PRICE_HEAD, start) or buf.find(_PRICE, start, end) >= 0:
+                    delivered += 1
+                    c.nbytes += n
+                    if c.sample:
+                        c.sample_latency(_TS.findall(buf, start, end)[:1])
+                    continue
+                self._control(bytes(buf[start:end]))
+            elif opcode == OP_CLOSE:
+                c.on_close_payload(bytes(buf[start : start + 2]))
+                self.send_close(1000)
+                self.disconnect()
+                break
+            elif opcode == OP_PING and self.transport is not None:
+                self.transport.write(client_frame(OP_PONG, bytes(buf[start:end])))
+        del buf[:pos]
+        if delivered:
+            c.count += delivered
+            c.settle()
+        if self.counting and buf:  # subscribed: what followed the reply is counted
+            rest = bytes(buf)
+            buf.clear()
+            self._count(rest)
+
+    def _count(self, data: bytes) -> None:
+        """Subscribed: deliveries are occurrences of the message's start in the byte stream
+        (the last bytes of the previous read in front, for one cut in two)."""
+        c = self.client
+        marker = self.marker
+        chunk = self.tail + data
+        delivered = chunk.count(marker)
+        self.tail = chunk[1 - len(marker) :]
+        if delivered:
+            c.count += delivered
+            c.nbytes += len(data)
+            if c.sample:
+                c.sample_latency(_TS.findall(data))
+            c.settle()
+
+    def _control(self, payload: bytes) -> None:
+        """A frame that is not a delivery: the handshake of the dialect."""
+        c = self.client
+        if self.nats:
+            if payload.startswith(b"INFO "):
+                c.on_welcome()
+                self.send_text(self.hello)
+            if b"PING\r\n" in payload:
+                self.send_text(b"PONG\r\n")
+            if not self.subscribed and b"PONG\r\n" in payload:
+                self.subscribed = self.counting = True
+                c.on_ready()
+        elif b'"welcome"' in payload:
+            c.on_welcome()
+            self.send_text(self.hello)
+        elif b'"subscribed"' in payload:
+            self.subscribed = self.counting = True
+            c.on_ready()
+
+
+async def open_lean(
+    client: Client, url: str, proto: Literal["pricewire", "nats"], hello: bytes
+) -> LeanClient:
+    """Connect a lean client (the upgrade and the subscription follow on their own)."""
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_connection(
+        lambda: LeanClient(client, proto, hello, parts.path or "/"),
+        parts.hostname or "127.0.0.1",
+        parts.port or 80,
+    )
+    return protocol
