@@ -3,18 +3,21 @@
 The connection's first read is offered to :func:`~pricewire_edge.upgrade.parse_upgrade`: a
 plain, valid upgrade request to the WebSocket path, whole in that read (what nearly every
 client sends), is read by the edge itself and answered with a 101 from a template
-(:meth:`Connection.accept`); its websockets ``ServerProtocol`` is then created already OPEN,
-to parse the client's frames. Anything else (other paths, a request split over reads, an
-unusual or invalid request) goes to a ``ServerProtocol`` in CONNECTING state, which parses the
-request and answers errors as before. Either way the request goes to the owner's
-``on_request``, and websockets parses every client frame; this class only moves bytes.
+(:meth:`Connection.accept`), and the client's frames are read by the edge too as long as they
+are whole, short, masked text frames (:meth:`Connection._read_frames`: ``subscribe``,
+``ping``, ``get_stats``). At the first other frame the connection's websockets
+``ServerProtocol`` is made, OPEN, and parses every frame from there on; most connections of a
+connect storm never need one. Anything else at the upgrade (other paths, a request split over
+reads, an unusual or invalid request) goes to a ``ServerProtocol`` in CONNECTING state, which
+parses the request and answers errors as before. Either way the request goes to the owner's
+``on_request``.
 
 Outgoing data frames bypass websockets: the fan-out hands every connection the same pre-built
 frame (:func:`~pricewire_edge.protocol.text_frame`), the connection appends it to a list, and
 the :class:`~pricewire_edge.flusher.Flusher` writes each connection's list with one
 ``writelines`` per event-loop turn. A whole data group's frames are not even appended per
-connection: they wait in the group's shared batch (:mod:`.channels`), and anything this connection is sent on its own first takes its share of
-that batch (:meth:`Connection.take_shared`), so its frames keep their order.
+connection: they wait in the group's shared batch (:mod:`.channels`), and anything this
+connection is sent on its own first takes its share of that batch (:meth:`Connection.take_shared`), so its frames keep their order.
 
 A client whose socket stops draining (``pause_writing``) is *conflated*, and a subscription's
 ``max_rate_hz`` throttles it (both in :mod:`.conflation`). A client stuck for
@@ -118,6 +121,8 @@ class Connection(Outbox, asyncio.Protocol):
     __slots__ = (
         "_abort_timer",
         "_handshake_timer",
+        "_subprotocol",
+        "_upgraded",
         "_ws",
         "auth",
         "client_ip",
@@ -148,6 +153,8 @@ class Connection(Outbox, asyncio.Protocol):
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
         self._ws: ServerProtocol | None = None  # made on first use: see ws
+        self._upgraded = False  # accepted by the edge's own 101: no websockets protocol yet
+        self._subprotocol: str | None = None  # the one that 101 selected
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.marked = False
@@ -188,12 +195,25 @@ class Connection(Outbox, asyncio.Protocol):
 
     @property
     def ws(self) -> ServerProtocol:
-        """The websockets protocol: OPEN once :meth:`accept` took a request the edge parsed
-        itself; else made on first use, CONNECTING, to parse the request."""
+        """The websockets protocol, made on first use: OPEN after :meth:`accept` took a
+        request the edge parsed itself (the first frame the edge does not read itself, a
+        Close to send, ...), else CONNECTING, to parse the request."""
         ws = self._ws
         if ws is None:
-            ws = self._ws = self._protocol(State.CONNECTING)
+            if self._upgraded:
+                ws = self._ws = self._protocol(State.OPEN)
+                chosen = self._subprotocol
+                ws.subprotocol = Subprotocol(chosen) if chosen else None
+            else:
+                ws = self._ws = self._protocol(State.CONNECTING)
         return ws
+
+    @property
+    def close_code_received(self) -> int | None:
+        """The code of the client's Close frame, if one came (a Close always goes to
+        websockets: see :meth:`_read_frames`)."""
+        ws = self._ws
+        return ws.close_rcvd.code if ws is not None and ws.close_rcvd else None
 
     def _protocol(self, state: State) -> ServerProtocol:
         return ServerProtocol(
@@ -235,21 +255,57 @@ class Connection(Outbox, asyncio.Protocol):
         if self.refused:
             return  # the refusal is on its way; the request is not read
         ws = self._ws
-        if ws is None:  # the first read: the common upgrade is read here, the rest by websockets
+        if ws is None:
+            if self._upgraded:  # the edge's own 101 went out: the client's frames
+                self._read_frames(data)
+                return
+            # the first read: the common upgrade is read here, the rest by websockets
             parsed = parse_upgrade(data, self.owner.ws_path)
             if parsed is not None:
                 request, frames_at = parsed
                 self._on_request(request)
+                if self._ws is None and self._upgraded:  # accepted (the 101 is queued)
+                    if frames_at < len(data):  # frames sent with the request
+                        self._read_frames(data[frames_at:])
+                    return
                 ws = self.ws
-                if frames_at < len(data):  # frames sent with the request: OPEN parses them
+                if frames_at < len(data):
                     ws.receive_data(data[frames_at:])
-                elif ws.state is State.OPEN:
-                    return  # accepted: the 101 goes out with the welcome, at the end of the turn
-                self._process()  # the frames, or a refusal to write
+                self._process()  # a refusal to write (or the close of an accepted one)
                 return
             ws = self.ws
         ws.receive_data(data)
         self._process()
+
+    def _read_frames(self, data: bytes) -> None:
+        """The client's frames before the connection needs a websockets protocol.
+
+        Nearly every client frame is a whole, masked, unfragmented text frame of fewer than
+        126 bytes (``subscribe``, ``ping``, ``get_stats``), in one read: read here, with no
+        ``ServerProtocol`` made for the connection. At the first frame that is anything else
+        (a Close, a ping, binary, fragmented, longer, cut by the read, unmasked) the
+        connection's protocol is made, OPEN, and gets the rest of the bytes from that frame
+        on: it starts on a frame boundary, so nothing of its own state is skipped, and it
+        answers whatever is wrong exactly as before (1002 for an unmasked frame, ...). Once
+        made, it reads every later frame. Text is not checked for UTF-8 here, as websockets'
+        sans-I/O protocol does not check it either: the message parser answers bad bytes.
+        """
+        pos, end = 0, len(data)
+        on_message = self.owner.on_message
+        while end - pos >= 6:
+            length = data[pos + 1] ^ 0x80  # the mask bit, set on every client frame
+            if data[pos] != 0x81 or length > 125 or pos + 6 + length > end:
+                break  # not FIN + text with no RSV bits, unmasked, long, or cut by the read
+            start = pos + 6
+            payload = _unmask(data[start : start + length], data[pos + 2 : start])
+            pos = start + length
+            self.last_seen = time.monotonic()
+            on_message(self, payload)
+            if self._ws is not None:
+                break  # the message made the protocol (a Close to send): it reads the rest
+        if pos < end:
+            self.ws.receive_data(data[pos:])
+            self._process()
 
     def eof_received(self) -> bool | None:
         if self.refused:
@@ -343,12 +399,12 @@ class Connection(Outbox, asyncio.Protocol):
 
         A request the edge parsed itself (:class:`~pricewire_edge.upgrade.UpgradeRequest`,
         valid by construction) is answered from a template, and the websockets protocol is
-        created OPEN; websockets' own ``Request`` goes through ``ServerProtocol.accept``.
+        made OPEN when first needed (:meth:`_read_frames`); websockets' own ``Request`` goes
+        through ``ServerProtocol.accept``.
         """
         if isinstance(request, UpgradeRequest):
-            chosen = select_subprotocol(request.subprotocols)
-            ws = self._ws = self._protocol(State.OPEN)
-            ws.subprotocol = Subprotocol(chosen) if chosen else None
+            self._upgraded = True  # the protocol is made OPEN when needed (see ws)
+            chosen = self._subprotocol = select_subprotocol(request.subprotocols)
             self.pending.append(switching_protocols(request.key, chosen))
             if not self.marked:
                 self.marked = True
@@ -382,16 +438,19 @@ class Connection(Outbox, asyncio.Protocol):
     # -- outgoing -----------------------------------------------------------------------
     @property
     def is_open(self) -> bool:
-        return self.ws.state is State.OPEN and self.transport is not None
+        if self.transport is None:
+            return False
+        ws = self._ws
+        return self._upgraded if ws is None else ws.state is State.OPEN
 
     def write_protocol_output(self, *, now: bool = True) -> None:
         """What the protocol has to send (a response, a pong, a Close frame), after what is
         queued. ``now=False``: at the end of this loop turn, with what follows it in this turn
         (the 101 and the ``welcome`` in one write)."""
         transport = self.transport
-        if transport is None:
-            return
-        output = self.ws.data_to_send()
+        if transport is None or self._ws is None:
+            return  # no protocol yet: nothing of its own to send
+        output = self._ws.data_to_send()
         if not output:
             return  # nothing to put after what is queued (most client frames)
         if self.channels and not self.closing:
@@ -435,3 +494,14 @@ class Connection(Outbox, asyncio.Protocol):
 def _select_subprotocol(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     chosen = select_subprotocol(offered)
     return Subprotocol(chosen) if chosen else None
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    """RFC 6455 §5.3: ``payload`` XOR the 4-byte ``mask`` repeated (as one integer XOR).
+
+    >>> _unmask(_unmask(b"hello", b"abcd"), b"abcd")
+    b'hello'
+    """
+    n = len(payload)
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")

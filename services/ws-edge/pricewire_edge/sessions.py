@@ -202,7 +202,7 @@ class Sessions:
         self.client_types[conn.client_type] -= 1
         m.ACTIVE_CONNECTIONS.set(len(self.connections))
         self._by_type_gauge(conn.client_type).dec()
-        code = conn.ws.close_rcvd.code if conn.ws.close_rcvd else None
+        code = conn.close_code_received
         if conn in self.superseded:
             self.superseded.discard(conn)  # its session lives on in a newer connection
             return
