@@ -13,9 +13,10 @@ Until it is subscribed it walks frames (the upgrade, ``welcome``/``INFO``, ``sub
 ``PONG``); from then on it only counts: each read's deliveries are the occurrences of the
 message's start (``{"type":"price_update"``, or ``MSG `` for nats) in the byte stream, a C
 search per read instead of Python per frame. That is exact for what these scenarios send
-(frame headers and JSON cannot hold the marker), and it does not see Close or Ping frames:
-nothing in a rate scenario needs them (its clients close first; no server ping falls due in
-its 12 s). It is used for the fan-out and latency scenarios only (``Connect.lean``); set-up and
+(frame headers and JSON cannot hold the marker). It does not parse Close frames (its clients
+close first), and it answers anything that looks like a server ping with a pong (the edge's
+pings every 20 s want one within 20 s; a false match only sends an unsolicited pong, which
+RFC 6455 allows). It is used for the fan-out and latency scenarios only (``Connect.lean``); set-up and
 restart keep picows, a complete client.
 """
 
@@ -58,6 +59,12 @@ class LeanClient(asyncio.Protocol):
         self.counting = False
         self.marker = b"MSG " if self.nats else _PRICE_HEAD
         self.tail = b""
+        #: a server ping as the count sees it: the edge's Ping frame header (0x89, a control
+        #: frame's opcode byte), nats's PING line; and the answer
+        self.keepalive = b"PING\r\n" if self.nats else bytes([0x80 | OP_PING])
+        self.pong = client_frame(
+            OP_BINARY if self.nats else OP_PONG, b"PONG\r\n" if self.nats else b""
+        )
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- what bench.load.Fleet uses of a client transport (as of picows's WSTransport) ---------
@@ -174,6 +181,10 @@ class LeanClient(asyncio.Protocol):
         chunk = self.tail + data
         delivered = chunk.count(marker)
         self.tail = chunk[1 - len(marker) :]
+        if self.keepalive in data and self.transport is not None:
+            # A ping (or bytes that look like one): answered, so that a scenario longer than
+            # the server's pong timeout keeps its clients; an unsolicited pong is harmless.
+            self.transport.write(self.pong)
         if delivered:
             c.count += delivered
             c.nbytes += len(data)

@@ -9,7 +9,7 @@ from typing import Any
 from bench.lean import LeanClient
 from bench.load import Client as FleetClient
 from bench.load import Fleet
-from bench.probe import OP_TEXT
+from bench.probe import OP_PONG, OP_TEXT
 
 from .test_probe import _server_frame, _unmask
 
@@ -50,6 +50,11 @@ async def test_the_handshake_then_every_delivery_counted_however_the_stream_is_c
     for at in range(0, len(stream), 7):
         lean.data_received(stream[at : at + 7])
     assert client.count == 52
+    # the edge's ping among deliveries: counted around, and answered with a pong
+    written = len(wire.written)
+    lean.data_received(price(52) + b"\x89\x00" + price(53))
+    assert client.count == 54
+    assert [_unmask(w)[0] for w in wire.written[written:]] == [OP_PONG]
 
 
 async def test_nats_counts_every_msg_of_a_packed_frame() -> None:
