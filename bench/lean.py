@@ -29,7 +29,15 @@ import re
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from bench.probe import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, client_frame
+from bench.probe import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    client_frame,
+    parse_frames,
+)
 
 if TYPE_CHECKING:
     from bench.load import Client
@@ -37,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["LeanClient", "open_lean"]
 
 _PRICE_HEAD = b'{"type":"price_update"'
-_PRICE = b'"price_update"'
 _TS = re.compile(rb'"updated_at":\s*([0-9.eE+-]+)')
 
 
@@ -118,53 +125,24 @@ class LeanClient(asyncio.Protocol):
             del buf[: end + 4]
             self.upgraded = True
         c = self.client
-        pos = 0
-        size = len(buf)
         delivered = 0
-        while size - pos >= 2:
-            opcode = buf[pos] & 0x0F
-            n = buf[pos + 1] & 0x7F
-            head = 2
-            if n == 126:
-                if size - pos < 4:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                head = 4
-            elif n == 127:
-                if size - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            start = pos + head
-            end = start + n
-            if end > size:
-                break
-            pos = end
+        for opcode, payload in parse_frames(buf):  # until subscribed: a few frames
             if opcode in (OP_TEXT, OP_BINARY):
-                if self.nats:
-                    k = buf.count(b"MSG ", start, end)
-                    if k:
-                        delivered += k
-                        c.nbytes += n
-                        if c.sample:
-                            c.sample_latency(_TS.findall(buf, start, end))
-                        if self.subscribed and buf.find(b"PING\r\n", start, end) < 0:
-                            continue
-                elif buf.startswith(_PRICE_HEAD, start) or buf.find(_PRICE, start, end) >= 0:
-                    delivered += 1
-                    c.nbytes += n
+                k = payload.count(self.marker)  # (nats may pack MSGs with its PONG)
+                if k:
+                    delivered += k
+                    c.nbytes += len(payload)
                     if c.sample:
-                        c.sample_latency(_TS.findall(buf, start, end)[:1])
-                    continue
-                self._control(bytes(buf[start:end]))
+                        c.sample_latency(_TS.findall(payload))
+                if not self.counting:
+                    self._control(payload)
             elif opcode == OP_CLOSE:
-                c.on_close_payload(bytes(buf[start : start + 2]))
+                c.on_close_payload(payload[:2])
                 self.send_close(1000)
                 self.disconnect()
-                break
+                return
             elif opcode == OP_PING and self.transport is not None:
-                self.transport.write(client_frame(OP_PONG, bytes(buf[start:end])))
-        del buf[:pos]
+                self.transport.write(client_frame(OP_PONG, payload))
         if delivered:
             c.count += delivered
             c.settle()

@@ -301,6 +301,14 @@ class Fleet:
             )
         except Exception as exc:  # refused, reset, handshake timeout: all count as failures
             return type(exc).__name__
+        return await self._ready(client, transport, timeout_s)
+
+    @staticmethod
+    async def _ready(
+        client: Client, transport: WSTransport | LeanClient, timeout_s: float
+    ) -> str | None:
+        """Connected: ``None`` once subscribed, else why not."""
+        assert client.ready is not None
         client.transport = transport
         try:
             ok = await asyncio.wait_for(client.ready, timeout_s)
@@ -319,13 +327,7 @@ class Fleet:
             lean = await asyncio.wait_for(open_lean(client, url, self.proto, hello), timeout_s)
         except Exception as exc:
             return type(exc).__name__
-        client.transport = lean
-        try:
-            ok = await asyncio.wait_for(client.ready, timeout_s)
-        except TimeoutError:
-            lean.disconnect()
-            return "ready_timeout"
-        return None if ok else "closed_before_ready"
+        return await self._ready(client, lean, timeout_s)
 
     def _on_probe_payload(self, probe: Probe, payload: bytes, stamp: float) -> None:
         w = self.window
