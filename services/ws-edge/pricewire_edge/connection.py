@@ -281,9 +281,9 @@ class Connection(Outbox, asyncio.Protocol):
         """The client's frames before the connection needs a websockets protocol.
 
         Nearly every client frame is a whole, masked, unfragmented text frame of fewer than
-        126 bytes (``subscribe``, ``ping``, ``get_stats``), in one read: read here, with no
-        ``ServerProtocol`` made for the connection. At the first frame that is anything else
-        (a Close, a ping, binary, fragmented, longer, cut by the read, unmasked) the
+        126 bytes (``subscribe``, ``ping``, ``get_stats``) or the pong to the edge's ping, in
+        one read: read here, with no ``ServerProtocol`` made for the connection. At the first frame that is anything else
+        (a Close, a client's ping, binary, fragmented, longer, cut by the read, unmasked) the
         connection's protocol is made, OPEN, and gets the rest of the bytes from that frame
         on: it starts on a frame boundary, so nothing of its own state is skipped, and it
         answers whatever is wrong exactly as before (1002 for an unmasked frame, ...). Once
@@ -293,14 +293,16 @@ class Connection(Outbox, asyncio.Protocol):
         pos, end = 0, len(data)
         on_message = self.owner.on_message
         while end - pos >= 6:
+            head = data[pos]
             length = data[pos + 1] ^ 0x80  # the mask bit, set on every client frame
-            if data[pos] != 0x81 or length > 125 or pos + 6 + length > end:
-                break  # not FIN + text with no RSV bits, unmasked, long, or cut by the read
+            if head not in (0x81, 0x8A) or length > 125 or pos + 6 + length > end:
+                break  # not FIN + text or pong with no RSV bits, unmasked, long, or cut
             start = pos + 6
-            payload = _unmask(data[start : start + length], data[pos + 2 : start])
             pos = start + length
             self.last_seen = time.monotonic()
-            on_message(self, payload)
+            if head == 0x8A:
+                continue  # a pong (to the edge's own pings, sessions.py): seen, nothing else
+            on_message(self, _unmask(data[start:pos], data[start - 4 : start]))
             if self._ws is not None:
                 break  # the message made the protocol (a Close to send): it reads the rest
         if pos < end:

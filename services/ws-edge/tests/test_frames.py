@@ -37,7 +37,12 @@ async def test_short_text_frames_are_read_without_a_websockets_protocol(edge: Ed
     await client.send(TEXT, PING_MSG)
     await client.next_json("pong")
     conn = edge.by_session[sid]
-    assert conn._ws is None and conn.is_open  # read by the edge itself
+    seen = conn.last_seen
+    await client.send(PONG)  # what a browser answers to the edge's pings
+    await client.send(TEXT, PING_MSG)
+    await client.next_json("pong")
+    assert conn.last_seen > seen
+    assert conn._ws is None and conn.is_open  # all read by the edge itself
     await client.aclose()
 
 
