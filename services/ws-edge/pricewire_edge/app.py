@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 from pricewire_common.natsconn import NatsLink
 from pricewire_contracts import DATA_GROUPS, ClientType, CloseCode, EdgeReport, Group
 
+from . import metrics as m
 from .auth import create_authenticator
 from .channels import Channel
 from .connection import Connection
@@ -91,6 +92,7 @@ class EdgeApp:
             fanout=self.fanout,
             draining=lambda: self.draining,
         )
+        m.SESSION_METRICS.report = self.sessions.report  # read when /metrics is scraped
         self.stats = StatsRequests(
             settings, link=self.link, fanout=self.fanout, report=self.sessions.report
         )

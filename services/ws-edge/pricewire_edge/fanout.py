@@ -186,7 +186,6 @@ class Fanout:
             # the whole group's receivers: one append to its shared batch (see channels.py)
             n = whole.publish(item.frame, key, seq)
             self.messages_sent += n
-            m.MESSAGES_SENT.inc(n)
             narrowed = self.index.by_symbol.get(symbol) if symbol is not None else None
             if narrowed:
                 self.fanout([c for c in narrowed if c not in whole], item.frame, key, seq)
@@ -212,7 +211,6 @@ class Fanout:
                 conn.marked = True
                 mark(conn)
         self.messages_sent += n
-        m.MESSAGES_SENT.inc(n)
 
     async def _on_stats_update(self, msg: Msg) -> None:
         self.fanout(self.connections, text_frame(msg.data), STATS_KEY)
@@ -236,7 +234,6 @@ class Fanout:
         """A reply or error to one client (never throttled or held back), counted as sent."""
         conn.send_now(payload)
         self.messages_sent += 1
-        m.MESSAGES_SENT.inc()
 
     def error(self, conn: Connection, err: ProtocolError) -> None:
         m.CLIENT_ERRORS.labels(err.code).inc()
@@ -245,4 +242,3 @@ class Fanout:
 
     def count_sent(self, n: int) -> None:
         self.messages_sent += n
-        m.MESSAGES_SENT.inc(n)

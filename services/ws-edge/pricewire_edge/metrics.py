@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator
 
-ACTIVE_CONNECTIONS = Gauge("pricewire_ws_active_connections", "Open WebSocket connections")
-CONNECTIONS_BY_TYPE = Gauge(
-    "pricewire_ws_connections", "Open WebSocket connections by client type", ["client_type"]
-)
-SESSIONS = Counter("pricewire_ws_sessions_total", "WebSocket sessions opened")
-MESSAGES_SENT = Counter("pricewire_ws_messages_sent_total", "Messages sent to clients")
-MESSAGES_RECEIVED = Counter(
-    "pricewire_ws_messages_received_total", "Messages received from clients"
-)
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pricewire_contracts import ClientType, EdgeReport
+
+
+class SessionMetrics(Collector):
+    """The guide's figures (open connections, by client type, sessions, messages sent and
+    received), read from the edge's own report (:meth:`.sessions.Sessions.report`) when
+    ``/metrics`` is scraped.
+
+    The edge counts them as plain ints for its reports anyway. Counting each event through
+    prometheus_client as well (a lock and label checks per call) took seven calls per client
+    set up, about 5 us of a connect storm's ~100 us per client, and one per reply after that.
+    Until an edge is wired in (``report``), nothing is exposed.
+    """
+
+    def __init__(self) -> None:
+        self.report: Callable[[], EdgeReport] | None = None
+        REGISTRY.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        if self.report is None:
+            return
+        r = self.report()
+        yield GaugeMetricFamily(
+            "pricewire_ws_active_connections",
+            "Open WebSocket connections",
+            value=r.active_connections,
+        )
+        by_type = GaugeMetricFamily(
+            "pricewire_ws_connections",
+            "Open WebSocket connections by client type",
+            labels=["client_type"],
+        )
+        for client_type in ClientType:
+            by_type.add_metric([client_type.value], r.client_types.get(client_type, 0))
+        yield by_type
+        yield CounterMetricFamily(
+            "pricewire_ws_sessions", "WebSocket sessions opened", value=r.total_sessions
+        )
+        yield CounterMetricFamily(
+            "pricewire_ws_messages_sent", "Messages sent to clients", value=r.messages_sent
+        )
+        yield CounterMetricFamily(
+            "pricewire_ws_messages_received",
+            "Messages received from clients",
+            value=r.messages_received,
+        )
+
+
+SESSION_METRICS = SessionMetrics()
 CLIENT_ERRORS = Counter(
     "pricewire_ws_client_errors_total", "Client messages refused, by error code", ["code"]
 )

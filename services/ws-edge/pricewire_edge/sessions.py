@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import Gauge
-
 from pricewire_common.encoding import dumps
 from pricewire_common.natsconn import NatsLink
 from pricewire_contracts import (
@@ -92,8 +90,6 @@ class Sessions:
         self.replies = Replies()
         #: pings and heartbeats go to a slice of the connections at a time (rota.py)
         self.rota: Rota[Connection] = Rota()
-        #: the gauge's child per client type, made when a first client of the type connects
-        self._by_type: dict[ClientType, Gauge] = {}
         #: sessions opened in this loop turn, committed together session_commit_s later
         self._opened: list[Connection] | None = None
 
@@ -108,8 +104,6 @@ class Sessions:
         self.rota.add(conn)
         self.by_session[session_id] = conn
         self.client_types[client_type] += 1
-        m.ACTIVE_CONNECTIONS.set(len(self.connections))
-        self._by_type_gauge(client_type).inc()
         token, conn.resume_hash = new_resume_token()
         self.fanout.reply(conn, self.replies.welcome(session_id, token))
         # The session is announced at the first message or after a moment, whichever comes
@@ -140,7 +134,6 @@ class Sessions:
         conn.committed = True
         if not resumed:
             self.total_sessions += 1
-            m.SESSIONS.inc()
         opened = session_opened(  # = dumps(SessionOpened(...)), without the model
             session_id=conn.session_id,
             edge_id=self.edge_id,
@@ -164,7 +157,6 @@ class Sessions:
     def received(self, conn: Connection) -> None:
         """A message from the client: counted, and the session marked active."""
         self.messages_received += 1
-        m.MESSAGES_RECEIVED.inc()
         conn.last_activity = time.time()
         self.active_since_report.add(conn)
 
@@ -200,8 +192,6 @@ class Sessions:
         self.active_since_report.discard(conn)
         self.index.remove(conn)
         self.client_types[conn.client_type] -= 1
-        m.ACTIVE_CONNECTIONS.set(len(self.connections))
-        self._by_type_gauge(conn.client_type).dec()
         code = conn.close_code_received
         if conn in self.superseded:
             self.superseded.discard(conn)  # its session lives on in a newer connection
@@ -217,14 +207,6 @@ class Sessions:
         )
         self.ledger.publish(self.subjects.session_closed, dumps(closed))
         log.info("WebSocket disconnected", extra={"session_id": conn.session_id, "code": code})
-
-    def _by_type_gauge(self, client_type: ClientType) -> Gauge:
-        """``CONNECTIONS_BY_TYPE.labels(...)``, looked up once per type (``labels`` takes a
-        lock and checks the label values on every call)."""
-        gauge = self._by_type.get(client_type)
-        if gauge is None:
-            gauge = self._by_type[client_type] = m.CONNECTIONS_BY_TYPE.labels(client_type.value)
-        return gauge
 
     # -- reports --------------------------------------------------------------------------
     def report(self) -> EdgeReport:

@@ -8,11 +8,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from pricewire_edge.app import EdgeApp
 
-from .conftest import open_client, recv_json, recv_type, ws_url
+from .conftest import open_client, recv_json, recv_type, wait_for, ws_url
 
 
 @pytest.mark.parametrize(
@@ -101,6 +102,40 @@ async def test_health_ready_metrics_and_static_files_are_served(edge: EdgeApp) -
     assert b"pricewire_ws_active_connections" in body
     assert (await get("/nope"))[0] == 404
     assert (await get("/static/../settings.py"))[0] == 404
+
+
+async def test_metrics_count_the_sessions_and_messages_the_clients_saw(edge: EdgeApp) -> None:
+    """The guide's figures on /metrics are read from the edge's own counts at scrape time."""
+    mobile = await connect(ws_url(edge) + "?client_type=mobile")
+    assert (await recv_json(mobile))["type"] == "welcome"
+    await mobile.send(json.dumps({"type": "subscribe", "group": "alerts"}))
+    await recv_type(mobile, "subscribed")
+    other = await open_client(edge)
+    await other.send(json.dumps({"type": "ping"}))
+    await recv_type(other, "pong")
+    await other.close()
+    await wait_for(lambda: len(edge.sessions.connections) == 1)
+
+    status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{edge.port}/metrics")
+    assert status == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("pricewire_ws_active_connections", ())] == 1
+    by_type = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "pricewire_ws_connections"
+    }
+    assert by_type == {"browser": 0, "mobile": 1, "api": 0}
+    assert samples[("pricewire_ws_sessions_total", ())] == 2
+    assert samples[("pricewire_ws_messages_received_total", ())] == 2  # subscribe, ping
+    # two welcomes, subscribed, pong, and whatever else the edge sent (snapshot, stats)
+    assert samples[("pricewire_ws_messages_sent_total", ())] >= 4
+    assert samples[("pricewire_ws_messages_sent_total", ())] == edge.sessions.fanout.messages_sent
+    await mobile.close()
 
 
 async def test_an_oversized_message_closes_with_1009(edge: EdgeApp) -> None:
