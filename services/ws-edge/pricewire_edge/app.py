@@ -78,6 +78,7 @@ class EdgeApp:
             subjects=settings.subjects,
             link=self.link,
             session_ids=lambda: (c.session_id for c in connections),
+            batch_wait_s=settings.jetstream_batch_wait_s,
         )
         self.fanout = Fanout(
             settings, link=self.link, index=self.index, connections=connections, ledger=self.ledger

@@ -11,6 +11,14 @@ event-loop turn is published by one coroutine, with a reply subject under one wi
 ``done(ok, why)``. A message not acknowledged within ``ack_timeout_s`` (checked by one timer
 for all of them) is reported as failed, as is one JetStream refused (no stream: a 503 status;
 an API error) or one that could not be sent. Messages go out in the order they were given.
+
+While acknowledgements are outstanding, the next batch waits ``batch_wait_s`` (5 ms) before it
+goes: the messages queued meanwhile go out in one write, and their acknowledgements come back
+in a few reads. In a connect storm a loop turn holds two or three clients, so batches of one
+turn cost the edge about 25 us of JetStream work per client; waiting for a fuller batch
+brings that to about 10 (docs/benchmarks.md). A quiet edge, with nothing in flight, still
+sends at the end of the turn, so the wait only ever adds to a message's acknowledgement time
+under load, and by at most ``batch_wait_s``.
 """
 
 from __future__ import annotations
@@ -35,11 +43,14 @@ Done = Callable[[bool, str], None]
 class AckedPublisher:
     """Publishes to JetStream subjects; each message's ``done`` learns whether it was stored."""
 
-    def __init__(self, link: NatsLink, *, ack_timeout_s: float) -> None:
+    def __init__(self, link: NatsLink, *, ack_timeout_s: float, batch_wait_s: float) -> None:
         self.link = link
         self.ack_timeout_s = ack_timeout_s
+        self.batch_wait_s = batch_wait_s
         self._queue: list[tuple[str, bytes, Done]] = []
         self._scheduled = False
+        #: batches sent so far (a batch: the messages that went out together)
+        self.batches = 0
         self._inbox = ""
         self._next = 0
         # token -> (deadline, done), in publish order: deadlines only grow
@@ -62,7 +73,9 @@ class AckedPublisher:
     async def _sender(self) -> None:
         """One coroutine sends every batch queued meanwhile, in order, then ends."""
         try:
-            await asyncio.sleep(0)  # the rest of this turn queues too
+            # the rest of this turn queues too; under load (acknowledgements outstanding),
+            # whatever comes in the next batch_wait_s as well
+            await asyncio.sleep(self.batch_wait_s if self._outstanding else 0)
             while self._queue:
                 batch, self._queue = self._queue, []
                 await self._send(batch)
@@ -80,6 +93,7 @@ class AckedPublisher:
             for _, _, done in batch:
                 done(False, repr(exc))
             return
+        self.batches += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ack_timeout_s
         prefix = self._inbox + "."

@@ -61,6 +61,7 @@ class SessionLedger:
         link: NatsLink,
         session_ids: Callable[[], Iterable[str]],
         ack_timeout_s: float = EVENT_ACK_TIMEOUT_S,
+        batch_wait_s: float = 0.0,
     ) -> None:
         self.edge_id = edge_id
         self.boot_id = boot_id
@@ -70,7 +71,9 @@ class SessionLedger:
         self.ack_timeout_s = ack_timeout_s
         self.published = 0
         self.unconfirmed = 0
-        self.publisher = AckedPublisher(link, ack_timeout_s=ack_timeout_s)
+        self.publisher = AckedPublisher(
+            link, ack_timeout_s=ack_timeout_s, batch_wait_s=batch_wait_s
+        )
         # a listing's first page sorts the ids once (O(n log n)); its next pages are slices
         self._snapshots: dict[str, tuple[float, list[str]]] = {}
 

@@ -54,6 +54,15 @@ class EdgeSettings(ServiceSettings):
             " one took, at most this (fuller writes, fewer syscalls; 0: write every turn)"
         ),
     )
+    jetstream_batch_wait_s: float = Field(
+        default=0.005,
+        ge=0,
+        le=0.1,
+        description=(
+            "While session events and records await JetStream's acknowledgement, the next ones"
+            " wait this long to go out together (0: every loop turn)"
+        ),
+    )
     backlog_messages: int = Field(
         default=256, ge=1, description="News/alerts/broadcasts held for a conflated client"
     )
