@@ -7,7 +7,8 @@ Processes (all on 127.0.0.1):
 - the system under test, pinned to one core: the edge (``python -m pricewire_edge``), the
   naive FastAPI manager (:mod:`bench.naive`, reference 1) or nats-server's own WebSocket
   listener (reference 2);
-- on the other core: the load agent (:mod:`bench.load`, picows clients), the publisher
+- on the other core: the load agent (:mod:`bench.load`: lean clients, :mod:`bench.lean`, for
+  the fan-out, latency and set-up figures; picows clients for the rest), the publisher
   agent (:mod:`bench.publisher`, nats-py) and the broker nats-server the edge and the naive
   manager subscribe to.
 

@@ -32,7 +32,7 @@ class Connect(Message):
     #: extra kernel-timestamped clients (bench.probe), spread through the connection order
     probes: int = Field(default=0, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
-    #: lean clients (bench.lean: deliveries counted per read) instead of picows ones
+    #: lean clients (bench.lean: cheap set-up, deliveries counted per read), not picows ones
     lean: bool = False
 
 

@@ -71,6 +71,9 @@ class Row(BaseModel):
     silent_clients: int | None = None
     connected: int | None = None
     setup_s: float | None = None
+    #: idle: until the last client was subscribed, and the server's CPU per client meanwhile
+    subscribed_s: float | None = None
+    setup_cpu_us: float | None = None
     kib_per_conn: float | None = None
     rss_mib: float | None = None
     back: int | None = None
@@ -321,6 +324,15 @@ def ratios(rows: Sequence[Row]) -> list[str]:
                 f"{SCENARIO_TITLES[scenario]} at {edge.clients:,} clients: edge/{ref} "
                 f"deliveries ratio {_fmt(r, 2)}, {ref}/edge cpu-per-delivery ratio {_fmt(c, 2)}"
             )
+    edge = find(rows, "idle", "edge")
+    other = find(rows, "idle", "nats-ws")
+    if edge is not None and other is not None:
+        t = ratio(edge.subscribed_s, other.subscribed_s)
+        c = ratio(edge.setup_cpu_us, other.setup_cpu_us)
+        out.append(
+            f"{SCENARIO_TITLES['idle']} at {edge.clients:,} clients: edge/nats-ws time to all "
+            f"subscribed ratio {_fmt(t, 2)}, set-up cpu-per-client ratio {_fmt(c, 2)}"
+        )
     return out
 
 

@@ -506,7 +506,8 @@ class Bench:
             rss0 = rss_kib(target.pid)
             spy = self.start_profile(target, "connect")
             cpu0 = cpu_seconds(target.pid)
-            c = self.connect(target, plan.idle_clients)
+            # lean clients (bench.lean): picows clients' core, not the server's, set the pace
+            c = self.connect(target, plan.idle_clients, lean=True)
             cpu1 = cpu_seconds(target.pid)
             self.stop_profile(spy, "connect")
             time.sleep(plan.idle_settle_s)
@@ -526,6 +527,8 @@ class Bench:
                     clients=plan.idle_clients,
                     connected=c.ready,
                     setup_s=c.welcome_s,
+                    subscribed_s=c.ready_s,
+                    setup_cpu_us=(cpu1 - cpu0) / c.ready * 1e6 if c.ready else None,
                     kib_per_conn=(rss1 - rss0) / c.ready if c.ready else None,
                     rss_mib=rss1 / 1024,
                     note="; ".join(notes),

@@ -66,7 +66,9 @@ def _rows() -> list[Row]:
         Row(scenario="latency", target="edge", clients=2000, deliveries_per_s=20_000,
             offered_per_s=20_000, p99_ms=12.5),
         Row(scenario="idle", target="edge", clients=5000, connected=5000, setup_s=3.0,
-            kib_per_conn=9.5),
+            subscribed_s=3.3, setup_cpu_us=110.0, kib_per_conn=9.5),
+        Row(scenario="idle", target="nats-ws", clients=5000, connected=5000, setup_s=2.9,
+            subscribed_s=3.0, setup_cpu_us=100.0, kib_per_conn=46.0),
         Row(scenario="capacity", target="edge", clients=10_000, connected=10_000,
             silent_clients=0),
         Row(scenario="restart", target="edge", clients=5000, back=5000, back_s=5.5,
@@ -97,7 +99,7 @@ def test_targets_missed_and_unmeasured_are_told_apart() -> None:
     rows = _rows()
     rows[0] = rows[0].model_copy(update={"deliveries_per_s": 200_000.0})  # 4x
     rows[3] = rows[3].model_copy(update={"p99_ms": 30.0})
-    rows[6] = rows[6].model_copy(update={"status": "n/a", "note": "no drain"})
+    rows[7] = rows[7].model_copy(update={"status": "n/a", "note": "no drain"})
     met = {v.target.split(" ")[0]: v.met for v in verdicts(rows)}
     assert met["deliveries/s"] is False
     assert met["p99"] is False
@@ -117,6 +119,11 @@ def test_table_has_a_line_per_row_and_ratios_name_both_references() -> None:
     lines = ratios(rows)
     assert any("edge/naive deliveries ratio 6.00" in line for line in lines)
     assert any("edge/nats-ws deliveries ratio 0.75" in line for line in lines)
+    assert any(
+        "edge/nats-ws time to all subscribed ratio 1.10, set-up cpu-per-client ratio 1.10"
+        in line
+        for line in lines
+    )
 
 
 def test_profile_summary_counts_inclusive_and_self_samples() -> None:
