@@ -10,7 +10,8 @@ per frame: the same work for every target, and the server, not the instrument, i
 saturates.
 
 Until it is subscribed it walks frames (the upgrade, ``welcome``/``INFO``, ``subscribed``/
-``PONG``); from then on it only counts: each read's deliveries are the occurrences of the
+``PONG``); from then on, the rest of the reply's read included (the edge's snapshot), it only
+counts: each read's deliveries are the occurrences of the
 message's start (``{"type":"price_update"``, or ``MSG `` for nats) in the byte stream, a C
 search per read instead of Python per frame. That is exact for what these scenarios send
 (frame headers and JSON cannot hold the marker). It does not parse Close frames (its clients
@@ -40,7 +41,7 @@ from bench.probe import (
     OP_PONG,
     OP_TEXT,
     client_frame,
-    parse_frames,
+    next_frame,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +131,10 @@ class LeanClient(asyncio.Protocol):
             self.upgraded = True
         c = self.client
         delivered = 0
-        for opcode, payload in parse_frames(buf):  # until subscribed: a few frames
+        pos = 0
+        # until subscribed: a few frames, one by one; from the reply on, the read is counted
+        while not self.counting and (frame := next_frame(buf, pos)) is not None:
+            opcode, payload, pos = frame
             if opcode in (OP_TEXT, OP_BINARY):
                 k = payload.count(self.marker)  # (nats may pack MSGs with its PONG)
                 if k:
@@ -138,8 +142,7 @@ class LeanClient(asyncio.Protocol):
                     c.nbytes += len(payload)
                     if c.sample:
                         c.sample_latency(_TS.findall(payload))
-                if not self.counting:
-                    self._control(payload)
+                self._control(payload)
             elif opcode == OP_CLOSE:
                 c.on_close_payload(payload[:2])
                 self.send_close(1000)
@@ -150,10 +153,13 @@ class LeanClient(asyncio.Protocol):
         if delivered:
             c.count += delivered
             c.settle()
-        if self.counting and buf:  # subscribed: what followed the reply is counted
-            rest = bytes(buf)
+        if self.counting:  # subscribed: what followed the reply (the snapshot) is counted
+            rest = bytes(buf[pos:])
             buf.clear()
-            self._count(rest)
+            if rest:
+                self._count(rest)
+        else:
+            del buf[:pos]
 
     def _count(self, data: bytes) -> None:
         """Subscribed: deliveries are occurrences of the message's start in the byte stream

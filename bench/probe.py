@@ -47,6 +47,34 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     return head + mask + masked
 
 
+def next_frame(buf: bytearray, pos: int) -> tuple[int, bytes, int] | None:
+    """The complete server (unmasked) frame at ``buf[pos:]``: opcode, payload and where the
+    next frame starts; ``None`` if the frame is not all there yet.
+
+    >>> next_frame(bytearray(b"\\x81\\x02hi\\x81"), 0), next_frame(bytearray(b"\\x81"), 0)
+    ((1, b'hi', 4), None)
+    """
+    end = len(buf)
+    if end - pos < 2:
+        return None
+    opcode = buf[pos] & 0x0F
+    n = buf[pos + 1] & 0x7F
+    head = 2
+    if n == 126:
+        if end - pos < 4:
+            return None
+        n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        head = 4
+    elif n == 127:
+        if end - pos < 10:
+            return None
+        n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        head = 10
+    if end - pos < head + n:
+        return None
+    return opcode, bytes(buf[pos + head : pos + head + n]), pos + head + n
+
+
 def parse_frames(buf: bytearray) -> list[tuple[int, bytes]]:
     """Take every complete server (unmasked) frame off the front of ``buf``.
 
@@ -56,25 +84,9 @@ def parse_frames(buf: bytearray) -> list[tuple[int, bytes]]:
     """
     frames: list[tuple[int, bytes]] = []
     pos = 0
-    end = len(buf)
-    while end - pos >= 2:
-        opcode = buf[pos] & 0x0F
-        n = buf[pos + 1] & 0x7F
-        head = 2
-        if n == 126:
-            if end - pos < 4:
-                break
-            n = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            head = 4
-        elif n == 127:
-            if end - pos < 10:
-                break
-            n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            head = 10
-        if end - pos < head + n:
-            break
-        frames.append((opcode, bytes(buf[pos + head : pos + head + n])))
-        pos += head + n
+    while (frame := next_frame(buf, pos)) is not None:
+        opcode, payload, pos = frame
+        frames.append((opcode, payload))
     del buf[:pos]
     return frames
 

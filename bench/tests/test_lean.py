@@ -43,9 +43,13 @@ async def test_the_handshake_then_every_delivery_counted_however_the_stream_is_c
     lean.data_received(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
     lean.data_received(_server_frame(OP_TEXT, b'{"type":"welcome","session_id":"s"}'))
     assert _unmask(wire.written[1]) == (OP_TEXT, b'{"type":"subscribe","group":"prices"}')
-    # the reply and the first deliveries in one read; then 50 more, cut every 7 bytes
-    lean.data_received(_server_frame(OP_TEXT, b'{"type":"subscribed"}') + price(0) + price(1))
+    # the reply and the first deliveries (the snapshot) in one read, the last one cut;
+    # then 50 more, cut every 7 bytes
+    reply = _server_frame(OP_TEXT, b'{"type":"subscribed"}') + price(0) + price(1)
+    lean.data_received(reply[:-40])
     assert client.ready.done() and client.count == 2
+    lean.data_received(reply[-40:])
+    assert client.count == 2
     stream = b"".join(price(i) for i in range(2, 52))
     for at in range(0, len(stream), 7):
         lean.data_received(stream[at : at + 7])

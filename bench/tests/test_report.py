@@ -120,8 +120,7 @@ def test_table_has_a_line_per_row_and_ratios_name_both_references() -> None:
     assert any("edge/naive deliveries ratio 6.00" in line for line in lines)
     assert any("edge/nats-ws deliveries ratio 0.75" in line for line in lines)
     assert any(
-        "edge/nats-ws time to all subscribed ratio 1.10, set-up cpu-per-client ratio 1.10"
-        in line
+        "edge/nats-ws time to all subscribed ratio 1.10, set-up cpu-per-client ratio 1.10" in line
         for line in lines
     )
 
