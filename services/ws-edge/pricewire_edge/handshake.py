@@ -28,7 +28,7 @@ from .sessions import Sessions
 from .settings import EdgeSettings
 from .stats_requests import StatsRequests
 from .tasks import spawn
-from .upgrade import HandshakeRequest
+from .upgrade import HandshakeRequest, UpgradeRequest
 
 __all__ = ["Handshakes"]
 
@@ -107,9 +107,11 @@ class Handshakes:
         if self.draining():
             return 503, "draining", "the edge is draining; reconnect to another one"
         headers = request.headers
-        for name in _SINGLE:
-            if len(headers.get_all(name)) > 1:  # which one counts would be a guess
-                return 400, "bad_handshake", f"more than one {name} header"
+        # (the edge's own parser hands a request with any of them twice to websockets)
+        if not isinstance(request, UpgradeRequest):
+            for name in _SINGLE:
+                if len(headers.get_all(name)) > 1:  # which one counts would be a guess
+                    return 400, "bad_handshake", f"more than one {name} header"
         # get_all: most clients send no Origin, and Headers.get pays a KeyError for that
         origins = headers.get_all("Origin")
         origin = origins[0] if origins else None

@@ -46,12 +46,16 @@ class MessageRateLimiter:
         self.bucket = TokenBucket(rate=rate, burst=burst, now=now)
         self.max_violations = max_violations
         self.window_s = window_s
-        self._violations: deque[float] = deque()
+        #: made at the first violation: an empty deque is 760 bytes, and most clients never
+        #: go over the rate
+        self._violations: deque[float] | None = None
 
     def check(self, now: float) -> RateDecision:
         if self.bucket.take(now):
             return RateDecision.ALLOW
         violations = self._violations
+        if violations is None:
+            violations = self._violations = deque()
         while violations and violations[0] <= now - self.window_s:
             violations.popleft()
         violations.append(now)

@@ -16,10 +16,10 @@ class SessionMetrics(Collector):
     received), read from the edge's own report (:meth:`.sessions.Sessions.report`) when
     ``/metrics`` is scraped.
 
-    The edge counts them as plain ints for its reports anyway. Counting each event through
+    The edge counts them as plain ints for its reports anyway; counting each event through
     prometheus_client as well (a lock and label checks per call) took seven calls per client
-    set up, about 5 us of a connect storm's ~100 us per client, and one per reply after that.
-    Until an edge is wired in (``report``), nothing is exposed.
+    set up, and one per reply after that. One edge per process: the last one wired in
+    (``report``) is exposed; until then, none of these metrics is.
     """
 
     def __init__(self) -> None:
