@@ -520,9 +520,12 @@ def test_prometheus_config_is_valid_and_scrapes_every_service(tmp_path: Path) ->
 
 
 def _exposed_metric_names() -> set[str]:
-    """Every series name the code can expose, from its Counter/Gauge/Histogram definitions."""
+    """Every series name the code can expose, from its Counter/Gauge/Histogram definitions
+    and the metric families its collectors yield (``CounterMetricFamily(...)``, ...)."""
     names: set[str] = set()
-    pattern = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
+    pattern = re.compile(
+        r"\b(Counter|Gauge|Histogram|Summary)(?:MetricFamily)?\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\""
+    )
     for root in ("libs", "services"):
         for path in (REPO / root).rglob("*.py"):
             if "tests" in path.parts:
