@@ -11,9 +11,9 @@ saturates.
 
 Until it is subscribed it walks frames (the upgrade, ``welcome``/``INFO``, ``subscribed``/
 ``PONG``); from then on, the rest of the reply's read included (the edge's snapshot), it only
-counts: each read's deliveries are the occurrences of the
-message's start (``{"type":"price_update"``, or ``MSG `` for nats) in the byte stream, a C
-search per read instead of Python per frame. That is exact for what these scenarios send
+counts: each read's deliveries are the occurrences of the message's start
+(``{"type":"price_update"``, or ``MSG `` for nats) in the byte stream, a C search per read
+instead of Python per frame. That is exact for what these scenarios send
 (frame headers and JSON cannot hold the marker). It does not parse Close frames (its clients
 close first), and it answers anything that looks like a server ping with a pong (the edge's
 pings every 20 s want one within 20 s; a false match only sends an unsolicited pong, which
@@ -21,8 +21,8 @@ RFC 6455 allows). It is used (``Connect.lean``) for the fan-out and latency scen
 for the 5,000 clients of the idle scenario, whose set-up time is measured: with picows, the
 load agent's core was busy 95-100 % during that storm against both nats-server and the edge
 (166-252 us of agent CPU per client), and set the pace; a lean client's upgrade and
-subscription cost 72 us, so the server's core is what is measured. The edge's 10,000-client capacity check and the
-restart scenario keep picows, a complete client.
+subscription cost 72 us, so the server's core is what is measured. The edge's 10,000-client
+capacity check and the restart scenario keep picows, a complete client.
 """
 
 from __future__ import annotations

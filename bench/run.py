@@ -513,9 +513,10 @@ class Bench:
             time.sleep(plan.idle_settle_s)
             rss1 = rss_kib(target.pid)
             notes = [f"RSS {rss0 / 1024:.0f} -> {rss1 / 1024:.0f} MiB"]
-            if c.ready:
-                # the server's own CPU per client set up (contention does not inflate it much)
-                notes.append(f"set-up CPU {(cpu1 - cpu0) / c.ready * 1e6:.0f} us/client")
+            # the server's own CPU per client set up (contention does not inflate it much)
+            setup_cpu_us = (cpu1 - cpu0) / c.ready * 1e6 if c.ready else None
+            if setup_cpu_us is not None:
+                notes.append(f"set-up CPU {setup_cpu_us:.0f} us/client")
             if c.failed:
                 notes.append(f"{c.failed} failed {c.errors}")
             if c.ready_s is not None:
@@ -528,7 +529,7 @@ class Bench:
                     connected=c.ready,
                     setup_s=c.welcome_s,
                     subscribed_s=c.ready_s,
-                    setup_cpu_us=(cpu1 - cpu0) / c.ready * 1e6 if c.ready else None,
+                    setup_cpu_us=setup_cpu_us,
                     kib_per_conn=(rss1 - rss0) / c.ready if c.ready else None,
                     rss_mib=rss1 / 1024,
                     note="; ".join(notes),
