@@ -28,6 +28,7 @@ core NATS, and a message lost to a leader election is replaced by the next poll'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import random
@@ -135,12 +136,28 @@ async def ensure_kv(
     ttl_s: float | None = None,
     replicas: int = 1,
 ) -> KeyValue:
+    """The bucket, created if missing; an existing one gets this ``history``, ``ttl_s`` and
+    ``replicas`` if it has others (as :func:`ensure_streams` updates a stream), so a changed
+    setting (``PRICEWIRE_NATS_HISTORY_S`` for the edge's subscriptions bucket) takes effect at
+    the next start instead of the bucket keeping the values it was created with."""
+
     async def attempt() -> KeyValue:
         try:
-            return await js.key_value(bucket)
+            kv = await js.key_value(bucket)
         except NotFoundError:
             config = KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, replicas=replicas)
             return await js.create_key_value(config)
+        current = (await js.stream_info(f"KV_{bucket}")).config
+        have = (current.max_msgs_per_subject, current.max_age or 0.0, current.num_replicas)
+        wanted = (history, ttl_s or 0.0, replicas)  # history, TTL, replicas
+        if have != wanted:
+            await js.update_stream(
+                dataclasses.replace(
+                    current, max_msgs_per_subject=history, max_age=ttl_s, num_replicas=replicas
+                )
+            )
+            log.info("bucket updated", extra={"bucket": bucket, "from": have, "to": wanted})
+        return kv
 
     return await _until_done(f"bucket {bucket}", attempt)
 

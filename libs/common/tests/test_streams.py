@@ -29,3 +29,16 @@ async def test_kv_bucket_is_created_once_and_reused(nats_client: Any) -> None:
     await kv.put("k", b"v")
     again = await ensure_kv(js, "pw_test")
     assert (await again.get("k")).value == b"v"
+
+
+async def test_an_existing_bucket_takes_a_changed_ttl_and_history(nats_client: Any) -> None:
+    js = nats_client.jetstream()
+    await ensure_kv(js, "pw_ttl", ttl_s=60)
+    kv = await ensure_kv(js, "pw_ttl", ttl_s=120, history=3)  # a changed setting, next start
+    config = (await js.stream_info("KV_pw_ttl")).config
+    assert config.max_age == 120 and config.max_msgs_per_subject == 3
+    await kv.put("k", b"1")
+    await kv.put("k", b"2")
+    assert len(await kv.history("k")) == 2
+    status = await kv.status()
+    assert status.ttl == 120
